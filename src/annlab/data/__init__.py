@@ -1,0 +1,1 @@
+"""Data sources (one module per kind), and the split-and-scale step."""

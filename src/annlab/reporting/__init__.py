@@ -1,0 +1,1 @@
+"""Figures, the Markdown / HTML report, and comparisons of MLflow runs."""

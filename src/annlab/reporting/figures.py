@@ -1,0 +1,115 @@
+"""The chapter's figures: learning curves, confusion matrix, sample predictions, residuals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curves(history: dict[str, list[float]], path: Path, task: str) -> Path:
+    """Training and validation curves on one plot, grid on, y in [0, 1] for classification."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    epochs = history.get("epoch") or list(range(1, len(next(iter(history.values()))) + 1))
+    for key, values in history.items():
+        if key == "epoch":
+            continue
+        style = "--" if key.startswith("val_") else "-"
+        ax.plot(epochs, values, style, label=key)
+    ax.set_xlabel("Epoch")
+    ax.grid(True)
+    if task != "regression":
+        ax.set_ylim(0, 1)
+    ax.set_xlim(min(epochs), max(epochs) if len(epochs) > 1 else min(epochs) + 1)
+    ax.legend()
+    ax.set_title("Learning curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(matrix: list[list[int]], class_names: list[str], path: Path) -> Path:
+    plt = _plt()
+    m = np.asarray(matrix)
+    size = max(5, 0.6 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("Actual")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                    color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
+    ax.set_title("Confusion matrix (test set)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def sample_images(images: np.ndarray, actual: list[str], predicted: list[str], path: Path,
+                  n: int = 24) -> Path:
+    """A grid of test images titled with the predicted class; mistakes in red."""
+    plt = _plt()
+    n = min(n, len(images))
+    cols = 8
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.7))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="binary", interpolation="nearest")
+        wrong = actual[i] != predicted[i]
+        ax.set_title(predicted[i] if not wrong else f"{predicted[i]}\n(is {actual[i]})",
+                     fontsize=8, color="red" if wrong else "black")
+    fig.suptitle("Test images with predicted class (mistakes in red)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    ax1.scatter(actual, predicted, s=6, alpha=0.5)
+    lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    ax1.plot([lo, hi], [lo, hi], "r--", label="perfect")
+    ax1.set_xlabel("Actual")
+    ax1.set_ylabel("Predicted")
+    ax1.set_title("Predicted against actual (test set)")
+    ax1.grid(True)
+    ax1.legend()
+    residuals = predicted - actual
+    ax2.scatter(predicted, residuals, s=6, alpha=0.5)
+    ax2.axhline(0, color="r", linestyle="--")
+    ax2.set_xlabel("Predicted")
+    ax2.set_ylabel("Residual (predicted - actual)")
+    ax2.set_title("Residuals")
+    ax2.grid(True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def read_history(path: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return {col: frame[col].tolist() for col in frame.columns}

@@ -1,0 +1,74 @@
+"""DVC stage `evaluate`: score models/model.keras on the test split; log to the training run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from annlab.config.schema import Config
+from annlab.data.split import load_splits
+from annlab.errors import AnnlabError
+from annlab.io import atomic_dir, read_json, write_json
+from annlab.stages.common import stage_main
+
+METRICS_FILE = "metrics.json"
+EVALUATION_DIR = "evaluation"
+
+
+def evaluate_stage(cfg: Config, data_dir: str | Path | None = None,
+                   model_dir: str | Path | None = None,
+                   reports_dir: str | Path | None = None) -> str:
+    splits = load_splits(data_dir or cfg.paths.processed)
+    model_dir = Path(model_dir or cfg.paths.models)
+    reports = Path(reports_dir or cfg.paths.reports)
+    run_file = model_dir / "run.json"
+    if not run_file.is_file():
+        raise AnnlabError(f"'{run_file}' not found: run `dvc repro train` first.")
+    run_info = read_json(run_file)
+    from annlab.evaluation.metrics import evaluate
+    from annlab.models.loading import load_keras_model
+    from annlab.training.setup import quiet_tensorflow
+
+    quiet_tensorflow()
+    model = load_keras_model(model_dir / "model.keras")
+    result = evaluate(cfg, model, splits)
+    if run_info.get("run_id") and cfg.tracking.enabled:
+        _log_to_run(cfg, run_info["run_id"], result)
+    with atomic_dir(reports / EVALUATION_DIR) as tmp:
+        write_predictions(tmp / "predictions.csv", result.predictions)
+        plot_file = "classes.csv" if splits.meta.task in ("multiclass", "binary") else "values.csv"
+        write_predictions(tmp / plot_file, {k: result.predictions[k]
+                                            for k in ("actual", "predicted")})
+        write_json(tmp / "details.json", result.details)
+    write_json(reports / METRICS_FILE, result.metrics)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in list(result.metrics.items())[:4])
+    return f"evaluate: {shown} -> {reports / METRICS_FILE}"
+
+
+def write_predictions(path: Path, columns: dict) -> None:
+    names = list(columns)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in zip(*(columns[n] for n in names), strict=True):
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in
+                             (x.item() if hasattr(x, "item") else x for x in row)])
+
+
+def _log_to_run(cfg: Config, run_id: str, result) -> None:
+    import mlflow
+
+    from annlab.tracking import runs, store
+
+    store.configure(cfg.tracking)
+    with runs.run_context(run_id=run_id):
+        runs.log_metrics(result.metrics)
+        mlflow.log_dict(result.details, "evaluation/details.json")
+
+
+def main() -> None:
+    stage_main("evaluate", evaluate_stage)
+
+
+if __name__ == "__main__":
+    main()

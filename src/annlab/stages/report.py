@@ -1,0 +1,103 @@
+"""DVC stage `report`: figures, reports/report.md and a self-contained reports/report.html.
+
+Imports no TensorFlow: it reads what train and evaluate wrote, and the MLflow store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+from annlab.config.schema import Config
+from annlab.data.split import load_splits
+from annlab.errors import AnnlabError
+from annlab.io import atomic_dir, atomic_file, read_json
+from annlab.reporting import figures
+from annlab.reporting.report import ReportData, render_html, render_markdown
+from annlab.stages.common import stage_main
+
+FIGURES_DIR = "figures"
+
+
+def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Path | None = None,
+           reports_dir: str | Path | None = None) -> str:
+    import pandas as pd
+
+    model_dir = Path(model_dir or cfg.paths.models)
+    reports = Path(reports_dir or cfg.paths.reports)
+    for needed in (model_dir / "history.csv", reports / "metrics.json", model_dir / "run.json"):
+        if not needed.is_file():
+            raise AnnlabError(f"'{needed}' not found: run `dvc repro evaluate` first.")
+    splits = load_splits(data_dir or cfg.paths.processed)
+    meta = splits.meta
+    history = figures.read_history(model_dir / "history.csv")
+    metrics = read_json(reports / "metrics.json")
+    details = read_json(reports / "evaluation" / "details.json")
+    predictions = pd.read_csv(reports / "evaluation" / "predictions.csv")
+    run_info = read_json(model_dir / "run.json")
+    run_id = run_info.get("run_id")
+
+    with atomic_dir(reports / FIGURES_DIR) as tmp:
+        made = {"Learning curves": figures.learning_curves(history, tmp / "learning_curves.png",
+                                                           meta.task)}
+        first_rows = []
+        if meta.task in ("multiclass", "binary"):
+            made["Confusion matrix"] = figures.confusion_matrix(
+                details["confusion_matrix"], details["class_names"], tmp / "confusion_matrix.png")
+            actual = predictions["actual"].astype(str).tolist()
+            predicted = predictions["predicted"].astype(str).tolist()
+            if meta.is_image:
+                made["Test images and predictions"] = figures.sample_images(
+                    splits.test[0], actual, predicted, tmp / "sample_predictions.png")
+            for i in range(min(10, len(predictions))):
+                first_rows.append({"actual": actual[i], "wrong": actual[i] != predicted[i],
+                                   "prediction": f"{predicted[i]} "
+                                                 f"({predictions['probability'][i]:.2f})"})
+        else:
+            made["Predicted against actual, residuals"] = figures.predicted_vs_actual(
+                predictions["actual"].to_numpy(np.float64),
+                predictions["predicted"].to_numpy(np.float64), tmp / "predicted_vs_actual.png")
+            first_rows = [{"actual": f"{a:.3f}", "prediction": f"{p:.3f}"} for a, p in
+                          zip(predictions["actual"][:10], predictions["predicted"][:10],
+                              strict=True)]
+        comparison, uri = _comparison_and_log(cfg, run_id, list(made.values()))
+        data = ReportData(cfg, meta.to_dict(), metrics, details, made,
+                          (model_dir / "summary.txt").read_text(), run_id, uri, comparison,
+                          first_rows)
+        rel = {title: f"{FIGURES_DIR}/{path.name}" for title, path in made.items()}
+        markdown, page = render_markdown(data, rel), render_html(data)
+    with atomic_file(reports / "report.md") as handle:
+        handle.write(markdown)
+    with atomic_file(reports / "report.html") as handle:
+        handle.write(page)
+    return f"report: {len(made)} figures -> {reports / 'report.md'}, {reports / 'report.html'}"
+
+
+def _comparison_and_log(cfg: Config, run_id: str | None, pngs: list[Path]):
+    """Log the figures to the training run and fetch the experiment's runs to compare."""
+    if not (cfg.tracking.enabled and run_id):
+        return [], None
+    import mlflow
+
+    from annlab.reporting.compare import experiment_runs
+    from annlab.tracking import runs, store
+
+    uri = store.configure(cfg.tracking)
+    with runs.run_context(run_id=run_id):
+        for png in pngs:
+            mlflow.log_artifact(str(png), artifact_path="figures")
+    comparison = []
+    with contextlib.suppress(Exception):  # the report must not fail on a comparison query
+        comparison = experiment_runs(cfg.experiment_name, f"objective_{cfg.objective.metric}",
+                                     cfg.objective.direction)
+    return comparison, uri
+
+
+def main() -> None:
+    stage_main("report", report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""DVC stage `train`: fit the configured model on data/processed, write models/, log to MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annlab.config.schema import Config
+from annlab.data.split import load_splits
+from annlab.io import atomic_dir
+from annlab.models.build import check_model_fits_data
+from annlab.stages.common import stage_main
+
+
+def train(cfg: Config, data_dir: str | Path | None = None, out_dir: str | Path | None = None,
+          **track_kwargs) -> str:
+    splits = load_splits(data_dir or cfg.paths.processed)
+    check_model_fits_data(cfg, splits.meta)  # before TensorFlow is imported
+    from annlab.training.run import train_and_track
+
+    target = Path(out_dir or cfg.paths.models)
+    with atomic_dir(target) as tmp:
+        outcome = train_and_track(cfg, splits, tmp, **track_kwargs)
+    last = {k: v[-1] for k, v in outcome.history.items()}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+    run = f", MLflow run {outcome.run_id}" if outcome.run_id else ""
+    return (f"train: {cfg.model.name} on {splits.meta.name}, {len(outcome.history.get('loss', []))}"
+            f" epochs in {outcome.seconds:.1f}s ({shown}){run} -> {target}")
+
+
+def main() -> None:
+    stage_main("train", train)
+
+
+if __name__ == "__main__":
+    main()

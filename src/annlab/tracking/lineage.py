@@ -1,0 +1,43 @@
+"""Where a run's code and data came from: git commit, DVC hashes, Hydra overrides."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_tags() -> dict[str, str]:
+    """MLflow's own `mlflow.source.git.commit` tag, plus whether the tree had local changes."""
+    commit = _git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return {"mlflow.source.git.commit": commit, "annlab.git.dirty": str(dirty).lower()}
+
+
+def dvc_lock_tags(lock_file: str | Path = "dvc.lock") -> dict[str, str]:
+    """The hash DVC recorded for each stage output (`dvc.<stage>.<path>` -> md5)."""
+    import yaml
+
+    path = Path(lock_file)
+    if not path.is_file():
+        return {}
+    try:
+        lock = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return {}
+    tags: dict[str, str] = {}
+    for stage, entry in (lock.get("stages") or {}).items():
+        for out in entry.get("outs") or []:
+            if "md5" in out and out.get("path"):
+                tags[f"dvc.{stage}.{out['path']}"] = out["md5"]
+    return tags

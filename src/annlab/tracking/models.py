@@ -1,0 +1,73 @@
+"""Log a Keras model as an MLflow LoggedModel: Keras flavour, signature, input example.
+
+`mlflow.keras.log_model(..., input_example=...)` fails in MLflow 3.17 with
+`FileNotFoundError ... input_example.json` (mlflow#16183): `mlflow.keras.save_model` writes the
+example before creating the model folder. `_KerasFlavor` creates the folder first and then
+delegates to the real flavour, so the logged model is a plain `mlflow.keras` model.
+Requirements are given explicitly: inferring them imports TensorFlow in a subprocess (~9 s).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+MODEL_NAME = "model"
+
+
+class _KerasFlavor:
+    """`mlflow.keras`, with the target folder created before the input example is written."""
+
+    __name__ = "mlflow.keras"
+
+    @staticmethod
+    def save_model(path: str, **kwargs: Any) -> Any:
+        import mlflow.keras
+
+        os.makedirs(path, exist_ok=True)
+        kwargs.pop("validate_serving_input", None)
+        return mlflow.keras.save_model(path=path, **kwargs)
+
+
+def pip_requirements() -> list[str]:
+    reqs = []
+    for dist in ("keras", "numpy", "mlflow"):
+        reqs.append(f"{dist}=={metadata.version(dist)}")
+    for tf in ("tensorflow-cpu", "tensorflow"):
+        try:
+            reqs.append(f"{tf}=={metadata.version(tf)}")
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+def example_rows(inputs: Any, n: int = 3) -> Any:
+    if isinstance(inputs, dict):
+        return {k: np.asarray(v[:n]) for k, v in inputs.items()}
+    return np.asarray(inputs[:n])
+
+
+def log_keras_model(model, example_inputs: Any, registered_model_name: str | None = None):
+    """Log `model` with a signature inferred from a few rows; returns the ModelInfo."""
+    from mlflow.models import Model, infer_signature
+
+    example = example_rows(example_inputs)
+    outputs = model.predict(example, verbose=0)
+    signature = infer_signature(example, outputs)
+    return Model.log(
+        artifact_path=None,
+        name=MODEL_NAME,
+        flavor=_KerasFlavor,
+        model=model,
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        registered_model_name=registered_model_name,
+        # MLflow would reload the model in this process to check the example (seconds per
+        # run); the tests load every logged model as pyfunc instead.
+        validate_serving_input=False,
+    )

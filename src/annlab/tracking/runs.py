@@ -1,0 +1,133 @@
+"""MLflow runs that always end: FINISHED, FAILED with the reason, or KILLED on a signal.
+
+`with mlflow.start_run()` alone marks Ctrl-C as FAILED and a SIGTERM (the default action)
+kills the process with the run left RUNNING. `run_context` turns both signals into
+`KeyboardInterrupt`, ends the run KILLED, and restores the previous handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from annlab.errors import AnnlabError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs."""
+
+
+def _raise_terminated(signum, frame):  # noqa: ARG001
+    raise Terminated(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def interrupts_as_exceptions() -> Iterator[None]:
+    previous = {}
+    for sig, handler in ((signal.SIGTERM, _raise_terminated),
+                         (signal.SIGINT, signal.default_int_handler)):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (e.g. a Ray or joblib worker thread)
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def run_context(experiment_name: str | None = None, run_id: str | None = None,
+                run_name: str | None = None, tags: dict[str, str] | None = None,
+                parent_run_id: str | None = None) -> Iterator[Any]:
+    """Start (or resume, given `run_id`) a run and always end it with the right status."""
+    import mlflow
+
+    from annlab.tracking.store import ensure_experiment, retry_locked
+
+    kwargs: dict[str, Any] = {}
+    if run_id is None:
+        kwargs["experiment_id"] = ensure_experiment(experiment_name or "Default")
+        kwargs["run_name"] = run_name
+        kwargs["tags"] = tags
+        if parent_run_id:
+            kwargs["parent_run_id"] = parent_run_id
+            kwargs["nested"] = True
+    with interrupts_as_exceptions():
+        run = retry_locked(lambda: mlflow.start_run(run_id=run_id, **kwargs))
+        try:
+            yield run
+        except KeyboardInterrupt:
+            _end(run, "KILLED", "interrupted by a signal")
+            raise
+        except AnnlabError as err:
+            _end(run, "FAILED", str(err))
+            raise
+        except BaseException as err:
+            _end(run, "FAILED", f"{type(err).__name__}: {err}")
+            raise
+        else:
+            _end(run, "FINISHED", None)
+
+
+def _end(run, status: str, reason: str | None) -> None:
+    import mlflow
+
+    from annlab.tracking.store import retry_locked
+
+    with contextlib.suppress(Exception):
+        mlflow.flush_async_logging()
+    if reason:
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("annlab.failure_reason", reason[:5000])
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run.info.run_id:
+        retry_locked(lambda: mlflow.end_run(status=status))
+    else:
+        retry_locked(lambda: mlflow.MlflowClient().set_terminated(run.info.run_id, status))
+
+
+def log_params(flat: dict[str, Any]) -> None:
+    import mlflow
+
+    from annlab.tracking.store import retry_locked
+
+    params = {k: ("null" if v is None else str(v))[:6000] for k, v in flat.items()}
+    retry_locked(lambda: mlflow.log_params(params))
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    from annlab.tracking.store import retry_locked
+
+    clean = {k: float(v) for k, v in metrics.items() if v is not None}
+    retry_locked(lambda: mlflow.log_metrics(clean, step=step))
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    import mlflow
+
+    from annlab.tracking.store import retry_locked
+
+    retry_locked(lambda: mlflow.set_tags(tags))
+
+
+def epoch_logger():
+    """A Keras callback logging each epoch's metrics without blocking training."""
+    import keras
+    import mlflow
+
+    class MlflowEpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            if metrics:
+                mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+
+        def on_train_end(self, logs=None):
+            mlflow.flush_async_logging()
+
+    return MlflowEpochLogger()

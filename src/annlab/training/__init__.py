@@ -1,0 +1,1 @@
+"""Compile and fit: optimizers, callbacks, determinism, and the fit loop itself."""

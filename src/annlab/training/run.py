@@ -1,0 +1,155 @@
+"""Train one configuration and record it: the code both the DVC stage and the Hydra app call."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from annlab.config.schema import Config, flatten, to_dict
+from annlab.data.split import Splits
+from annlab.io import write_json
+
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.txt"
+BACKUP_ROOT = Path(".annlab") / "backup"
+
+
+@dataclass
+class TrainOutcome:
+    run_id: str | None
+    history: dict[str, list[float]]
+    seconds: float
+    objective: float | None
+
+
+def config_fingerprint(cfg: Config) -> str:
+    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_summary(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    text = "\n".join(lines)
+    buf = io.StringIO()
+    buf.write(text + "\n\nWeights (get_weights shapes):\n")
+    for weight in model.weights:
+        buf.write(f"  {weight.path}: {tuple(weight.shape)}\n")
+    return buf.getvalue()
+
+
+def write_history(path: Path, history: dict[str, list[float]], initial_epoch: int = 0) -> None:
+    from annlab.io import atomic_file
+
+    keys = list(history)
+    n = len(history[keys[0]]) if keys else 0
+    with atomic_file(path) as handle:
+        handle.write(",".join(["epoch", *keys]) + "\n")
+        for i in range(n):
+            row = [str(initial_epoch + i + 1)] + [repr(history[k][i]) for k in keys]
+            handle.write(",".join(row) + "\n")
+
+
+def objective_value(cfg: Config, history: dict[str, list[float]]) -> float | None:
+    """The objective at the end of training (the best epoch if early stopping restored it)."""
+    values = history.get(cfg.objective.metric)
+    if not values:
+        return None
+    es = cfg.training.early_stopping
+    if es.enabled and es.restore_best_weights:
+        return max(values) if cfg.objective.direction == "maximize" else min(values)
+    return values[-1]
+
+
+def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
+                    extra_tags: dict[str, str] | None = None,
+                    parent_run_id: str | None = None) -> TrainOutcome:
+    """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow."""
+    from annlab.tracking import lineage, store
+
+    tracking = cfg.tracking.enabled
+    uri = store.configure(cfg.tracking) if tracking else None
+    from annlab.training.setup import configure_tensorflow
+
+    configure_tensorflow(cfg.training, cfg.seed)
+    backup_dir = BACKUP_ROOT / config_fingerprint(cfg)
+    tags = {**lineage.git_tags(), **lineage.dvc_lock_tags(), **(extra_tags or {}),
+            "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
+            "annlab.dataset": splits.meta.name, "annlab.model": cfg.model.name}
+    if tracking:
+        from annlab.tracking.runs import run_context
+
+        context: Any = run_context(cfg.experiment_name, run_name=cfg.tracking.run_name,
+                                   tags=tags, parent_run_id=parent_run_id)
+    else:
+        context = contextlib.nullcontext(None)
+    with context as run:
+        return _train_in_run(cfg, splits, out_dir, run, uri, backup_dir)
+
+
+def _train_in_run(cfg: Config, splits: Splits, out_dir: Path, run, uri: str | None,
+                  backup_dir: Path) -> TrainOutcome:
+    from annlab.training.fit import fit
+
+    callbacks = []
+    if run is not None:
+        from annlab.tracking import runs
+
+        runs.log_params(flatten(to_dict(cfg)))
+        _log_dataset(splits)
+        callbacks.append(runs.epoch_logger())
+    tb_dir = Path(cfg.training.tensorboard.log_dir) / (run.info.run_id if run else "latest")
+    result = fit(cfg, splits, out_dir, callbacks=callbacks, backup_dir=backup_dir,
+                 tensorboard_dir=tb_dir)
+    result.model.save(out_dir / MODEL_FILE)
+    write_history(out_dir / HISTORY_FILE, result.history)
+    summary = model_summary(result.model)
+    (out_dir / SUMMARY_FILE).write_text(summary)
+    objective = objective_value(cfg, result.history)
+    run_id = run.info.run_id if run is not None else None
+    if run is not None:
+        _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir)
+    write_json(out_dir / RUN_FILE, {
+        "run_id": run_id,
+        "experiment_name": cfg.experiment_name,
+        "tracking_uri": uri,
+        "objective": {"metric": cfg.objective.metric, "value": objective},
+    })
+    return TrainOutcome(run_id, result.history, result.seconds, objective)
+
+
+def _log_dataset(splits: Splits) -> None:
+    import mlflow
+
+    X, y = splits.train
+    dataset = mlflow.data.from_numpy(X, targets=y, name=splits.meta.name,
+                                     source=splits.meta.source or splits.meta.name)
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Path,
+                 objective: float | None, tb_dir: Path) -> None:
+    import mlflow
+
+    from annlab.models.build import model_inputs
+    from annlab.tracking import runs
+    from annlab.tracking.models import log_keras_model
+
+    metrics = {"train_seconds": result.seconds, "epochs_run": result.epochs_run}
+    if objective is not None:
+        metrics[f"objective_{cfg.objective.metric}"] = objective
+    runs.log_metrics(metrics)
+    mlflow.log_dict(to_dict(cfg), "config/resolved_config.yaml")
+    mlflow.log_text(summary, "model_summary.txt")
+    mlflow.log_artifact(str(out_dir / HISTORY_FILE))
+    if cfg.training.tensorboard.enabled:
+        runs.set_tags({"annlab.tensorboard_logdir": str(tb_dir.resolve())})
+    if cfg.tracking.log_model:
+        info = log_keras_model(result.model, model_inputs(cfg, splits.train[0]))
+        runs.set_tags({"annlab.model_uri": info.model_uri})

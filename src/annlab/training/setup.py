@@ -1,0 +1,31 @@
+"""Process-wide TensorFlow settings that must happen before the first op: threads, seeds."""
+
+from __future__ import annotations
+
+import os
+
+from annlab.config.schema import TrainingConfig
+
+
+def quiet_tensorflow() -> None:
+    """TensorFlow's C++ start-up chatter hides the one line a user needs to read."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def configure_tensorflow(training: TrainingConfig, seed: int) -> None:
+    """Threads per process (parallel sweeps must not fight for cores) and determinism."""
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    try:
+        if training.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(training.intra_op_threads)
+        if training.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(training.inter_op_threads)
+    except RuntimeError:
+        pass  # already initialised in this process (e.g. a second job in one worker)
+    keras.utils.set_random_seed(seed)  # Python, NumPy and the backend
+    if training.deterministic:
+        tf.config.experimental.enable_op_determinism()
