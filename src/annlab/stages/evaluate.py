@@ -36,9 +36,7 @@ def evaluate_stage(cfg: Config, data_dir: str | Path | None = None,
         _log_to_run(cfg, run_info["run_id"], result)
     with atomic_dir(reports / EVALUATION_DIR) as tmp:
         write_predictions(tmp / "predictions.csv", result.predictions)
-        plot_file = "classes.csv" if splits.meta.task in ("multiclass", "binary") else "values.csv"
-        write_predictions(tmp / plot_file, {k: result.predictions[k]
-                                            for k in ("actual", "predicted")})
+        write_plot_data(tmp, splits.meta.task, result.predictions)
         write_json(tmp / "details.json", result.details)
     write_json(reports / METRICS_FILE, result.metrics)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in list(result.metrics.items())[:4])
@@ -53,6 +51,17 @@ def write_predictions(path: Path, columns: dict) -> None:
         for row in zip(*(columns[n] for n in names), strict=True):
             writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in
                              (x.item() if hasattr(x, "item") else x for x in row)])
+
+
+def write_plot_data(folder: Path, task: str, predictions: dict) -> None:
+    """Data for dvc.yaml's plots: the confusion matrix (classes.csv) for classification,
+    predicted against actual (values.csv) for regression. The file that does not apply holds
+    only its header, so `dvc plots show` renders every run without a load error."""
+    pairs = {k: predictions[k] for k in ("actual", "predicted")}
+    empty = {k: [] for k in pairs}
+    classify = task in ("multiclass", "binary")
+    write_predictions(folder / "classes.csv", pairs if classify else empty)
+    write_predictions(folder / "values.csv", empty if classify else pairs)
 
 
 def _log_to_run(cfg: Config, run_id: str, result) -> None:

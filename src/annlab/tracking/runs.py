@@ -28,10 +28,9 @@ def interrupts_as_exceptions() -> Iterator[None]:
     previous = {}
     for sig, handler in ((signal.SIGTERM, _raise_terminated),
                          (signal.SIGINT, signal.default_int_handler)):
-        try:
+        # ValueError: not the main thread (e.g. a Ray or joblib worker thread)
+        with contextlib.suppress(ValueError):
             previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread (e.g. a Ray or joblib worker thread)
-            pass
     try:
         yield
     finally:

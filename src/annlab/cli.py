@@ -1,0 +1,60 @@
+"""`annlab`: the project's helper commands (the pipeline itself runs through `dvc` and
+`annlab-train`).
+
+    annlab params            # rewrite params.yaml from conf/ (as `dvc exp run` would)
+    annlab ui                # MLflow UI (and TensorBoard) on 127.0.0.1 for the project's store
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from annlab.stages.common import run_entry
+
+
+def _params(args: argparse.Namespace) -> str:
+    from annlab.config.params import write_params
+
+    path = write_params(args.output, args.overrides)
+    return f"params: wrote {path} from conf/{' with ' + ' '.join(args.overrides) if args.overrides else ''}"
+
+
+def _ui(args: argparse.Namespace) -> str:
+    from annlab.tracking.ui import serve_ui
+
+    return serve_ui(args.host, args.port, args.backend_store_uri, args.tensorboard,
+                    args.tensorboard_port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="annlab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("params", help="compose conf/ into params.yaml, as `dvc exp run` does")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.n_hidden=3")
+    p.add_argument("--output", default="params.yaml")
+    p.set_defaults(func=_params)
+
+    u = sub.add_parser("ui", help="start the MLflow UI (and TensorBoard) on 127.0.0.1")
+    u.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: only this machine)")
+    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--backend-store-uri", default=None,
+                   help="default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+    u.add_argument("--tensorboard", action="store_true",
+                   help="also start TensorBoard on the runs' tb_logs/")
+    u.add_argument("--tensorboard-port", type=int, default=6006)
+    u.set_defaults(func=_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    run_entry(args.command, lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,67 @@
+"""Model builders match the book, and every kind saves and reloads to the same predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annlab.data.dataset import DatasetMeta
+from annlab.models.build import build_model, model_inputs
+from annlab.models.loading import load_keras_model
+from annlab.models.mlp import layer_sizes
+
+FASHION_META = DatasetMeta("fashion_mnist", "multiclass", [28, 28],
+                           [f"pixel_{i}" for i in range(784)], [str(i) for i in range(10)],
+                           is_image=True)
+HOUSING_META = DatasetMeta("california_housing", "regression", [8],
+                           [f"f{i}" for i in range(8)], target_names=["MedHouseVal"])
+
+
+def test_book_mlp_has_266610_parameters(compose):
+    cfg = compose()
+    model, head = build_model(cfg, FASHION_META, {"kind": "none"})
+    assert model.count_params() == 266_610
+    assert [layer.name for layer in model.layers] == ["flatten", "hidden_1", "hidden_2", "output"]
+    assert head.loss == "sparse_categorical_crossentropy" and head.activation == "softmax"
+
+
+def test_scaling_layer_adds_no_trainable_parameters(compose):
+    model, _ = build_model(compose(), FASHION_META, {"kind": "rescale", "divisor": 255.0})
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 266_610
+    pixels = np.arange(256, dtype=np.uint8).repeat(4)[:784].reshape(1, 28, 28)
+    scaled = model.get_layer("scaling")(pixels.astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(scaled), (pixels / 255.0).astype(np.float32))
+
+
+@pytest.mark.parametrize(("n_hidden", "n_neurons", "expected"), [
+    (2, [300, 100], [300, 100]), (3, [300, 100], [300, 100, 100]), (1, [300, 100], [300]),
+    (0, 30, []), (3, 30, [30, 30, 30]),
+])
+def test_layer_sizes(n_hidden, n_neurons, expected):
+    assert layer_sizes(n_hidden, n_neurons) == expected
+
+
+def _standard_scaler(n: int) -> dict:
+    return {"kind": "standard", "mean": [0.5] * n, "variance": [2.0] * n}
+
+
+@pytest.mark.parametrize("overrides", [
+    ("model=mlp", "model.n_neurons=30"),
+    ("model=mlp", "model.n_neurons=30", "model.dropout=0.1"),
+])
+def test_sequential_saves_and_reloads(compose, tmp_path, overrides):
+    _assert_round_trip(compose(*overrides), HOUSING_META, tmp_path)
+
+
+def _assert_round_trip(cfg, meta, tmp_path):
+    model, _ = build_model(cfg, meta, _standard_scaler(8))
+    X = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    before = model.predict(model_inputs(cfg, X), verbose=0)
+    model.save(tmp_path / "model.keras")
+    after = load_keras_model(tmp_path / "model.keras").predict(model_inputs(cfg, X), verbose=0)
+    if isinstance(before, dict):
+        for key in before:
+            np.testing.assert_allclose(after[key], before[key], rtol=1e-6)
+    else:
+        np.testing.assert_allclose(after, before, rtol=1e-6)

@@ -1,0 +1,100 @@
+"""End to end, as a user runs it: `dvc repro` in a fresh git repo, the MLflow run it leaves,
+a no-op second repro, and `dvc exp run -S` rerunning only what a training setting affects."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import project_env, run
+
+STAGES = ["prepare", "split", "train", "evaluate", "report"]
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(project):
+    env = project_env(project)
+    first = run(["dvc", "repro"], project, env)
+    assert ran_stages(first.stdout) == STAGES
+
+    for path in ["data/raw/arrays.npz", "data/raw/meta.json", "data/processed/train.npz",
+                 "data/processed/valid.npz", "data/processed/test.npz",
+                 "data/processed/scaler.json", "models/model.keras", "models/history.csv",
+                 "models/run.json", "reports/metrics.json", "reports/report.md",
+                 "reports/report.html", "reports/figures/learning_curves.png"]:
+        assert (project / path).is_file(), path
+    scaler = json.loads((project / "data/processed/scaler.json").read_text())
+    assert scaler["kind"] == "standard" and len(scaler["mean"]) == 8
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.85, metrics
+    assert "learning_curves.png" in (project / "reports/report.md").read_text()
+    shown = run(["dvc", "metrics", "show", "--json"], project, env)
+    assert "test_accuracy" in shown.stdout
+
+    # The MLflow run, in MLflow's default store in the project root.
+    run_id = json.loads((project / "models/run.json").read_text())["run_id"]
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    found = mlflow.get_run(run_id)
+    assert found.info.status == "FINISHED"
+    assert mlflow.get_experiment(found.info.experiment_id).name == "digits_mlp"
+    params = found.data.params
+    assert params["optimizer.learning_rate"] == "0.01" and params["model.n_hidden"] == "2"
+    assert params["dataset.name"] == "digits"
+    history = mlflow.MlflowClient().get_metric_history(run_id, "val_accuracy")
+    assert len(history) == 30 and sorted(m.step for m in history) == list(range(30))
+    assert found.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    tags = found.data.tags
+    assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])
+    assert tags["dvc.split.data/processed"], "the DVC hash of the processed data is a tag"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert {"config", "model_summary.txt", "history.csv", "figures"} <= artifacts
+    model_uri = tags["annlab.model_uri"]
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    assert pyfunc.metadata.signature is not None
+    example = pyfunc.input_example
+    assert example is not None
+    probabilities = pyfunc.predict(np.asarray(example))
+    assert probabilities.shape == (len(example), 10)
+
+    # Nothing changed: nothing runs.
+    second = run(["dvc", "repro"], project, env)
+    assert ran_stages(second.stdout) == []
+    run(["git", "add", "-A"], project, env)
+    run(["git", "commit", "-qm", "first run"], project, env)
+
+    # A training setting: only train, evaluate and report rerun.
+    changed = run(["dvc", "exp", "run", "-S", "optimizer.learning_rate=0.05",
+                   "-S", "training.epochs=5"], project, env)
+    assert ran_stages(changed.stdout) == ["train", "evaluate", "report"]
+    table = run(["dvc", "exp", "show", "--json"], project, env).stdout
+    assert "0.05" in table and "test_accuracy" in table
+    runs = mlflow.search_runs(experiment_names=["digits_mlp"], output_format="list")
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    plots = run(["dvc", "plots", "show", "-o", str(project / "plots_html")], project, env)
+    assert "failed" not in plots.stdout + plots.stderr
+    assert (project / "plots_html" / "index.html").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_hydra_app_trains_with_overrides(project):
+    env = project_env(project)
+    out = run(["annlab-train", "training.epochs=2", "model.n_hidden=1", "dataset=iris",
+               "hydra.run.dir=outputs/run1"], project, env)
+    assert "train: mlp on iris" in out.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["digits_mlp"], output_format="list")
+    assert len(runs) == 1
+    found = runs[0]
+    assert found.info.status == "FINISHED"
+    assert found.data.params["model.n_hidden"] == "1"
+    assert "model.n_hidden=1" in found.data.tags["annlab.hydra.overrides"]
+    assert "test_accuracy" in found.data.metrics
+    assert (project / "outputs/run1/models/model.keras").is_file()
