@@ -32,7 +32,9 @@ def load_params(path: str | Path = PARAMS_FILE) -> Config:
         tree = OmegaConf.load(path)
     except (OmegaConfBaseException, OSError, ValueError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AnnlabError(f"Config file '{path}' is not valid YAML ({first}): fix or regenerate it.") from None
+        raise AnnlabError(
+            f"Config file '{path}' is not valid YAML ({first}): fix or regenerate it."
+        ) from None
     return validate(tree)
 
 

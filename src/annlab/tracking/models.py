@@ -10,7 +10,7 @@ Requirements are given explicitly: inferring them imports TensorFlow in a subpro
 from __future__ import annotations
 
 import os
-from importlib import metadata
+from importlib import metadata as importlib_metadata
 from typing import Any
 
 import numpy as np
@@ -35,12 +35,12 @@ class _KerasFlavor:
 def pip_requirements() -> list[str]:
     reqs = []
     for dist in ("keras", "numpy", "mlflow"):
-        reqs.append(f"{dist}=={metadata.version(dist)}")
+        reqs.append(f"{dist}=={importlib_metadata.version(dist)}")
     for tf in ("tensorflow-cpu", "tensorflow"):
         try:
-            reqs.append(f"{tf}=={metadata.version(tf)}")
+            reqs.append(f"{tf}=={importlib_metadata.version(tf)}")
             break
-        except metadata.PackageNotFoundError:
+        except importlib_metadata.PackageNotFoundError:
             continue
     return reqs
 
@@ -51,8 +51,10 @@ def example_rows(inputs: Any, n: int = 3) -> Any:
     return np.asarray(inputs[:n])
 
 
-def log_keras_model(model, example_inputs: Any, registered_model_name: str | None = None):
-    """Log `model` with a signature inferred from a few rows; returns the ModelInfo."""
+def log_keras_model(model, example_inputs: Any, registered_model_name: str | None = None,
+                    metadata: dict[str, Any] | None = None):
+    """Log `model` with a signature inferred from a few rows and annlab's model metadata
+    (task, class names, input mapping); returns the ModelInfo."""
     from mlflow.models import Model, infer_signature
 
     example = example_rows(example_inputs)
@@ -67,6 +69,7 @@ def log_keras_model(model, example_inputs: Any, registered_model_name: str | Non
         input_example=example,
         pip_requirements=pip_requirements(),
         registered_model_name=registered_model_name,
+        metadata=metadata,
         # MLflow would reload the model in this process to check the example (seconds per
         # run); the tests load every logged model as pyfunc instead.
         validate_serving_input=False,

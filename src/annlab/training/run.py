@@ -18,6 +18,7 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.txt"
+META_FILE = "meta.json"
 BACKUP_ROOT = Path(".annlab") / "backup"
 
 
@@ -54,6 +55,24 @@ def write_history(path: Path, history: dict[str, list[float]], initial_epoch: in
         for i in range(n):
             row = [str(initial_epoch + i + 1)] + [repr(history[k][i]) for k in keys]
             handle.write(",".join(row) + "\n")
+
+
+def model_meta(cfg: Config, splits: Splits) -> dict[str, Any]:
+    """What a user of the saved model needs besides the weights: the task, feature and class
+    names, and how raw feature rows map to the model's inputs and outputs."""
+    from annlab.models.build import has_aux_output, uses_two_inputs
+
+    meta = splits.meta.to_dict()
+    meta.pop("extra", None)
+    return {
+        **meta,
+        "model": cfg.model.name,
+        "two_inputs": uses_two_inputs(cfg),
+        "wide_features": cfg.model.wide_features,
+        "deep_features": cfg.model.deep_features,
+        "aux_output": has_aux_output(cfg),
+        "experiment_name": cfg.experiment_name,
+    }
 
 
 def objective_value(cfg: Config, history: dict[str, list[float]]) -> float | None:
@@ -109,12 +128,14 @@ def _train_in_run(cfg: Config, splits: Splits, out_dir: Path, run, uri: str | No
                  tensorboard_dir=tb_dir)
     result.model.save(out_dir / MODEL_FILE)
     write_history(out_dir / HISTORY_FILE, result.history)
+    meta = model_meta(cfg, splits)
+    write_json(out_dir / META_FILE, meta)
     summary = model_summary(result.model)
     (out_dir / SUMMARY_FILE).write_text(summary)
     objective = objective_value(cfg, result.history)
     run_id = run.info.run_id if run is not None else None
     if run is not None:
-        _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir)
+        _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir, meta)
     write_json(out_dir / RUN_FILE, {
         "run_id": run_id,
         "experiment_name": cfg.experiment_name,
@@ -134,7 +155,7 @@ def _log_dataset(splits: Splits) -> None:
 
 
 def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Path,
-                 objective: float | None, tb_dir: Path) -> None:
+                 objective: float | None, tb_dir: Path, meta: dict[str, Any]) -> None:
     import mlflow
 
     from annlab.models.build import model_inputs
@@ -151,5 +172,5 @@ def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Pat
     if cfg.training.tensorboard.enabled:
         runs.set_tags({"annlab.tensorboard_logdir": str(tb_dir.resolve())})
     if cfg.tracking.log_model:
-        info = log_keras_model(result.model, model_inputs(cfg, splits.train[0]))
+        info = log_keras_model(result.model, model_inputs(cfg, splits.train[0]), metadata=meta)
         runs.set_tags({"annlab.model_uri": info.model_uri})
