@@ -61,6 +61,9 @@ class ModelConfig:
     kernel_initializer: str = "glorot_uniform"
     output_activation: str = "auto"
     dropout: float = 0.0
+    # keras Rescaling (x * 1/divisor) for split.scaling=rescale, instead of the default
+    # Normalization layer (x / divisor, bit-identical to the book's `X / 255.`)
+    rescaling_layer: bool = False
     wide_features: list[int] | None = None
     deep_features: list[int] | None = None
     aux_output: bool = False
@@ -102,6 +105,17 @@ class TensorBoardConfig:
 
 
 @dataclass
+class LRFinderConfig:
+    """Grow the learning rate exponentially over one epoch and plot loss against rate."""
+
+    enabled: bool = False
+    min_rate: float = 1e-5
+    max_rate: float = 10.0
+    # use the suggested rate (a tenth of the rate at the lowest loss) for the real training
+    apply: bool = False
+
+
+@dataclass
 class TrainingConfig:
     epochs: int = 30
     batch_size: int = 32
@@ -115,6 +129,12 @@ class TrainingConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    lr_finder: LRFinderConfig = field(default_factory=LRFinderConfig)
+    # tf.distribute strategy: none, or mirrored (data-parallel over the visible devices)
+    strategy: str = "none"
+    # split the CPU into this many logical devices (0: leave as is): data-parallel training on
+    # one machine without GPUs, e.g. to test `strategy: mirrored`
+    logical_cpu_devices: int = 0
 
 
 @dataclass
@@ -169,6 +189,8 @@ def validate(raw: DictConfig | dict) -> Config:
 def _omegaconf_message(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or "?"
     first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "Missing mandatory value" in first:
+        return f"Setting '{key}' is required: add `{key}=...` to the command or conf/."
     if "not in" in first:
         return f"Unknown setting '{key}': check its spelling against conf/ (received: {first})."
     return f"Invalid value for '{key}': {first}. Fix it in conf/ or the override."
@@ -254,6 +276,13 @@ def check_values(cfg: Config) -> None:
             "Expected `training.intra_op_threads` and `training.inter_op_threads` >= 0.")
     if tr.loss != "auto":
         _one_of("training.loss", tr.loss, CLASSIFICATION_LOSSES + REGRESSION_LOSSES)
+    lr = tr.lr_finder
+    _expect(0 < lr.min_rate < lr.max_rate,
+            "Expected 0 < `training.lr_finder.min_rate` < `training.lr_finder.max_rate`. "
+            f"Received: {lr.min_rate}, {lr.max_rate}.")
+    _one_of("training.strategy", tr.strategy, ("none", "mirrored"))
+    _expect(tr.logical_cpu_devices >= 0,
+            f"Expected `training.logical_cpu_devices` >= 0. Received: {tr.logical_cpu_devices}.")
     _one_of("objective.direction", cfg.objective.direction, ("maximize", "minimize"))
     _expect(cfg.seed >= 0, f"Expected `seed` >= 0. Received: seed={cfg.seed}.")
     for key in ("raw", "processed", "models", "reports"):

@@ -43,7 +43,7 @@ def evaluate(cfg: Config, model, splits: Splits) -> Evaluation:
         extra, predictions, details = _regression(outputs["output"], y)
         if has_aux_output(cfg) and "aux_output" in outputs:
             aux, _, _ = _regression(outputs["aux_output"], y)
-            extra.update({f"aux_{k}": v for k, v in aux.items()})
+            extra.update({k.replace("test_", "test_aux_", 1): v for k, v in aux.items()})
     metrics.update(extra)
     return Evaluation(metrics, predictions, details)
 

@@ -43,6 +43,13 @@ def check_model_fits_data(cfg: Config, meta: DatasetMeta) -> None:
                     f"`model.{key}` has indices {bad} out of range for {meta.name!r}, which has "
                     f"{n_features} features (valid: 0..{n_features - 1})."
                 )
+    if m.name != "perceptron":
+        from annlab.models.heads import head_for
+
+        head_for(cfg, meta)  # a loss or output activation that does not fit the task
+    elif meta.task not in ("binary", "multiclass"):
+        raise AnnlabError(f"model=perceptron is a classifier; {meta.name!r} is a {meta.task} task: "
+                          "use model=mlp for regression.")
     if has_aux_output(cfg) and m.loss_weights is not None and len(m.loss_weights) != 2:
         raise AnnlabError("Expected `model.loss_weights` to have 2 values (main, auxiliary). "
                           f"Received: {m.loss_weights}.")
@@ -61,6 +68,8 @@ def build_model(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any]):
         from annlab.models.wide_deep import build_wide_deep
 
         return build_wide_deep(cfg, meta, scaler, head), head
+    if cfg.model.name == "perceptron":
+        raise AnnlabError("model=perceptron is trained by scikit-learn (annlab.models.perceptron).")
     if cfg.model.name == "wide_deep_subclassed":
         from annlab.models.subclassed import build_subclassed
 

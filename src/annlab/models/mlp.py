@@ -23,7 +23,7 @@ def build_mlp(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head: Head
 
     model = keras.Sequential(name="mlp")
     model.add(keras.Input(shape=tuple(meta.input_shape), name="features"))
-    scaling = scaling_layer(scaler, meta.input_shape)
+    scaling = scaling_layer(scaler, meta.input_shape, rescaling=cfg.model.rescaling_layer)
     if scaling is not None:
         model.add(scaling)
     model.add(keras.layers.Flatten(name="flatten"))

@@ -45,8 +45,12 @@ class WideAndDeepModel(keras.Model):
     def _norm(stats: dict[str, list] | None, name: str):
         if not stats:
             return None
-        return keras.layers.Normalization(mean=np.asarray(stats["mean"]),
-                                          variance=np.asarray(stats["variance"]), name=name)
+        layer = keras.layers.Normalization(mean=np.asarray(stats["mean"]),
+                                           variance=np.asarray(stats["variance"]), name=name)
+        # Build eagerly: built inside the model's first (traced) call, the layer's constant
+        # statistics would belong to a scratch graph.
+        layer.build((None, len(stats["mean"])))
+        return layer
 
     def call(self, inputs):
         wide, deep = inputs["wide"], inputs["deep"]

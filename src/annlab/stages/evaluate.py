@@ -39,7 +39,8 @@ def evaluate_stage(cfg: Config, data_dir: str | Path | None = None,
         write_plot_data(tmp, splits.meta.task, result.predictions)
         write_json(tmp / "details.json", result.details)
     write_json(reports / METRICS_FILE, result.metrics)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in list(result.metrics.items())[:4])
+    headline = ("test_loss", "test_accuracy", "test_mse", "test_rmse", "test_r2")
+    shown = ", ".join(f"{k} {result.metrics[k]:.4f}" for k in headline if k in result.metrics)
     return f"evaluate: {shown} -> {reports / METRICS_FILE}"
 
 

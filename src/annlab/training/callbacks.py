@@ -37,14 +37,10 @@ def stop_on_non_finite_loss():
     return _keras_callbacks()()
 
 
-def configured_callbacks(cfg: TrainingConfig, out_dir: Path, backup_dir: Path | None,
-                         tensorboard_dir: Path | None) -> list:
+def configured_callbacks(cfg: TrainingConfig, out_dir: Path, tensorboard_dir: Path | None) -> list:
     import keras
 
     callbacks: list = []
-    if backup_dir is not None:
-        # Saves state each epoch; a rerun after an interruption resumes from the last epoch.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
     if cfg.early_stopping.enabled:
         es = cfg.early_stopping
         callbacks.append(keras.callbacks.EarlyStopping(

@@ -21,7 +21,7 @@ class FitResult:
     seconds: float
     loss: str
     metrics: list[str] = field(default_factory=list)
-    initial_epoch: int = 0
+    lr_finder: Any = None  # LRFinderResult when training.lr_finder.enabled
 
     @property
     def epochs_run(self) -> int:
@@ -35,7 +35,21 @@ def resolve_verbose(verbose: Any) -> int:
     return int(verbose)
 
 
-def compile_model(cfg: Config, model, loss: str, metrics: list[str]) -> None:
+def distribution_strategy(name: str):
+    """`none`: TensorFlow's default; `mirrored`: data-parallel over the visible GPUs, or the
+    logical CPU devices (training.logical_cpu_devices)."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.get_strategy()
+
+
+def compile_model(cfg: Config, model, loss: str, metrics: list[str],
+                  learning_rate: float | None = None, steps_per_execution: int | None = None
+                  ) -> None:
     from annlab.training.optimizers import build_optimizer
 
     if has_aux_output(cfg):
@@ -45,23 +59,71 @@ def compile_model(cfg: Config, model, loss: str, metrics: list[str]) -> None:
         loss_weights: Any = {"output": weights[0], "aux_output": weights[1]}
     else:
         loss_arg, metric_arg, loss_weights = loss, metrics, None
-    model.compile(loss=loss_arg, optimizer=build_optimizer(cfg.optimizer), metrics=metric_arg,
-                  loss_weights=loss_weights, steps_per_execution=cfg.training.steps_per_execution)
+    optimizer_cfg = cfg.optimizer
+    if learning_rate is not None:
+        from dataclasses import replace
+
+        optimizer_cfg = replace(cfg.optimizer, learning_rate=learning_rate)
+    model.compile(loss=loss_arg, optimizer=build_optimizer(optimizer_cfg), metrics=metric_arg,
+                  loss_weights=loss_weights,
+                  steps_per_execution=steps_per_execution or cfg.training.steps_per_execution)
+
+
+EPOCHS_FILE = "epochs.csv"
+
+
+def read_epochs(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics as Keras' CSVLogger wrote them (`epoch` first, 0-based)."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    return {key: [float(row[key]) for row in rows] for key in rows[0]}
 
 
 def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = None,
-        backup_dir: Path | None = None, tensorboard_dir: Path | None = None) -> FitResult:
+        state_dir: Path | None = None, tensorboard_dir: Path | None = None) -> FitResult:
+    """Fit; with `state_dir`, every epoch is backed up there (weights, optimizer, metrics) so
+    an interrupted run resumes from its last completed epoch when fitted again."""
+    if cfg.model.name == "perceptron":
+        from annlab.models.perceptron import fit_perceptron
+
+        model, history, seconds, loss = fit_perceptron(cfg, splits)
+        return FitResult(model, history, seconds, loss, ["accuracy"])
     from annlab.training.callbacks import configured_callbacks, stop_on_non_finite_loss
 
-    model, head = build_model(cfg, splits.meta, splits.scaler)
-    compile_model(cfg, model, head.loss, head.metrics)
-    guard = stop_on_non_finite_loss()
-    all_callbacks = [guard, *configured_callbacks(cfg.training, out_dir, backup_dir,
-                                                  tensorboard_dir), *(callbacks or [])]
     (X_train, y_train), (X_valid, y_valid) = splits.train, splits.valid
+    train_inputs, train_targets = model_inputs(cfg, X_train), model_targets(cfg, y_train)
+    with distribution_strategy(cfg.training.strategy).scope():
+        model, head = build_model(cfg, splits.meta, splits.scaler)
+        finder = None
+        learning_rate = None
+        if cfg.training.lr_finder.enabled:
+            from annlab.training.lr_finder import find_learning_rate
+
+            compile_model(cfg, model, head.loss, head.metrics, steps_per_execution=1)
+            finder = find_learning_rate(model, train_inputs, train_targets,
+                                        cfg.training.batch_size, cfg.training.lr_finder)
+            learning_rate = finder.suggested_rate if cfg.training.lr_finder.apply else None
+        compile_model(cfg, model, head.loss, head.metrics, learning_rate=learning_rate)
+    guard = stop_on_non_finite_loss()
+    all_callbacks = [guard, *configured_callbacks(cfg.training, out_dir, tensorboard_dir)]
+    if state_dir is not None:
+        import keras
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        all_callbacks += [
+            keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=True),
+            keras.callbacks.CSVLogger(str(state_dir / EPOCHS_FILE), append=True),
+        ]
+    all_callbacks += callbacks or []
     start = time.perf_counter()
     history = model.fit(
-        model_inputs(cfg, X_train), model_targets(cfg, y_train),
+        train_inputs, train_targets,
         validation_data=(model_inputs(cfg, X_valid), model_targets(cfg, y_valid)),
         epochs=cfg.training.epochs, batch_size=cfg.training.batch_size,
         callbacks=all_callbacks, verbose=resolve_verbose(cfg.training.verbose),
@@ -72,5 +134,8 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
             f"Training stopped: {guard.reason}. Lower `optimizer.learning_rate` "
             f"(now {cfg.optimizer.learning_rate}) or check the data for extreme values."
         )
-    hist = {k: [float(v) for v in values] for k, values in history.history.items()}
-    return FitResult(model, hist, seconds, head.loss, head.metrics)
+    hist = {"epoch": [float(e) for e in history.epoch],
+            **{k: [float(v) for v in values] for k, values in history.history.items()}}
+    if state_dir is not None:
+        hist = read_epochs(state_dir / EPOCHS_FILE) or hist  # all epochs, resumed ones too
+    return FitResult(model, hist, seconds, head.loss, head.metrics, lr_finder=finder)

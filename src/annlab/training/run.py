@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from annlab.config.schema import Config, flatten, to_dict
 from annlab.data.split import Splits
-from annlab.io import write_json
+from annlab.io import atomic_file, write_json
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.txt"
 META_FILE = "meta.json"
-BACKUP_ROOT = Path(".annlab") / "backup"
+LR_FINDER_FIGURE = "lr_finder.png"
+STATE_ROOT = Path(".annlab") / "state"
 
 
 @dataclass
@@ -28,33 +29,34 @@ class TrainOutcome:
     history: dict[str, list[float]]
     seconds: float
     objective: float | None
+    resumed_from_epoch: int = 0
 
 
 def config_fingerprint(cfg: Config) -> str:
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    """Same config, same fingerprint: where an interrupted training keeps its state."""
+    tree = to_dict(cfg)
+    tree.pop("tracking", None)
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def model_summary(model) -> str:
+    """Layer names, output shapes, parameter counts, then every weight's shape."""
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
-    text = "\n".join(lines)
-    buf = io.StringIO()
-    buf.write(text + "\n\nWeights (get_weights shapes):\n")
-    for weight in model.weights:
-        buf.write(f"  {weight.path}: {tuple(weight.shape)}\n")
-    return buf.getvalue()
+    weights = [f"  {w.path}: {tuple(w.shape)}" for w in model.weights]
+    return "\n".join([*lines, "", "Weights (get_weights shapes):", *weights]) + "\n"
 
 
-def write_history(path: Path, history: dict[str, list[float]], initial_epoch: int = 0) -> None:
-    from annlab.io import atomic_file
-
-    keys = list(history)
-    n = len(history[keys[0]]) if keys else 0
+def write_history(path: Path, history: dict[str, list[float]]) -> None:
+    """Per-epoch metrics, one row per epoch (0-based `epoch`, as Keras' CSVLogger writes)."""
+    keys = ["epoch", *[k for k in history if k != "epoch"]]
+    n = len(history.get("loss") or next(iter(history.values()), []))
+    epochs = history.get("epoch") or [float(i) for i in range(n)]
     with atomic_file(path) as handle:
-        handle.write(",".join(["epoch", *keys]) + "\n")
+        handle.write(",".join(keys) + "\n")
         for i in range(n):
-            row = [str(initial_epoch + i + 1)] + [repr(history[k][i]) for k in keys]
-            handle.write(",".join(row) + "\n")
+            values = [str(int(epochs[i]))] + [repr(history[k][i]) for k in keys[1:]]
+            handle.write(",".join(values) + "\n")
 
 
 def model_meta(cfg: Config, splits: Splits) -> dict[str, Any]:
@@ -89,49 +91,70 @@ def objective_value(cfg: Config, history: dict[str, list[float]]) -> float | Non
 def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
                     extra_tags: dict[str, str] | None = None,
                     parent_run_id: str | None = None) -> TrainOutcome:
-    """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow."""
+    """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow.
+
+    State for resuming lives in `.annlab/state/<config fingerprint>/`: kept when training is
+    interrupted (SIGINT / SIGTERM), removed when it ends any other way.
+    """
     from annlab.tracking import lineage, store
 
-    tracking = cfg.tracking.enabled
-    uri = store.configure(cfg.tracking) if tracking else None
+    uri = store.configure(cfg.tracking) if cfg.tracking.enabled else None
     from annlab.training.setup import configure_tensorflow
 
     configure_tensorflow(cfg.training, cfg.seed)
-    backup_dir = BACKUP_ROOT / config_fingerprint(cfg)
+    state_dir = STATE_ROOT / config_fingerprint(cfg)
     tags = {**lineage.git_tags(), **lineage.dvc_lock_tags(), **(extra_tags or {}),
             "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
             "annlab.dataset": splits.meta.name, "annlab.model": cfg.model.name}
-    if tracking:
+    if cfg.tracking.enabled:
         from annlab.tracking.runs import run_context
 
         context: Any = run_context(cfg.experiment_name, run_name=cfg.tracking.run_name,
                                    tags=tags, parent_run_id=parent_run_id)
     else:
         context = contextlib.nullcontext(None)
-    with context as run:
-        return _train_in_run(cfg, splits, out_dir, run, uri, backup_dir)
+    try:
+        with context as run:
+            outcome = _train_in_run(cfg, splits, out_dir, run, uri, state_dir)
+    except KeyboardInterrupt:
+        raise  # keep the state: rerunning resumes from the last completed epoch
+    except BaseException:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return outcome
 
 
 def _train_in_run(cfg: Config, splits: Splits, out_dir: Path, run, uri: str | None,
-                  backup_dir: Path) -> TrainOutcome:
-    from annlab.training.fit import fit
+                  state_dir: Path) -> TrainOutcome:
+    from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
     callbacks = []
+    previous = read_epochs(state_dir / EPOCHS_FILE)
+    resumed_from = len(previous.get("epoch", []))
     if run is not None:
         from annlab.tracking import runs
 
         runs.log_params(flatten(to_dict(cfg)))
         _log_dataset(splits)
+        if resumed_from:
+            runs.set_tags({"annlab.resumed_from_epoch": str(resumed_from)})
+            runs.log_history(previous)
         callbacks.append(runs.epoch_logger())
     tb_dir = Path(cfg.training.tensorboard.log_dir) / (run.info.run_id if run else "latest")
-    result = fit(cfg, splits, out_dir, callbacks=callbacks, backup_dir=backup_dir,
-                 tensorboard_dir=tb_dir)
+    uses_state = cfg.model.name != "perceptron"
+    result = fit(cfg, splits, out_dir, callbacks=callbacks,
+                 state_dir=state_dir if uses_state else None, tensorboard_dir=tb_dir)
     result.model.save(out_dir / MODEL_FILE)
     write_history(out_dir / HISTORY_FILE, result.history)
     meta = model_meta(cfg, splits)
     write_json(out_dir / META_FILE, meta)
     summary = model_summary(result.model)
     (out_dir / SUMMARY_FILE).write_text(summary)
+    if result.lr_finder is not None:
+        from annlab.training.lr_finder import plot_lr_finder
+
+        plot_lr_finder(result.lr_finder, out_dir / LR_FINDER_FIGURE)
     objective = objective_value(cfg, result.history)
     run_id = run.info.run_id if run is not None else None
     if run is not None:
@@ -142,15 +165,19 @@ def _train_in_run(cfg: Config, splits: Splits, out_dir: Path, run, uri: str | No
         "tracking_uri": uri,
         "objective": {"metric": cfg.objective.metric, "value": objective},
     })
-    return TrainOutcome(run_id, result.history, result.seconds, objective)
+    return TrainOutcome(run_id, result.history, result.seconds, objective, resumed_from)
 
 
 def _log_dataset(splits: Splits) -> None:
+    import warnings
+
     import mlflow
 
     X, y = splits.train
-    dataset = mlflow.data.from_numpy(X, targets=y, name=splits.meta.name,
-                                     source=splits.meta.source or splits.meta.name)
+    with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
+        warnings.simplefilter("ignore")
+        dataset = mlflow.data.from_numpy(X, targets=y, name=splits.meta.name,
+                                         source=splits.meta.source or splits.meta.name)
     mlflow.log_input(dataset, context="training")
 
 
@@ -165,6 +192,9 @@ def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Pat
     metrics = {"train_seconds": result.seconds, "epochs_run": result.epochs_run}
     if objective is not None:
         metrics[f"objective_{cfg.objective.metric}"] = objective
+    if result.lr_finder is not None:
+        metrics["lr_finder_suggested_rate"] = result.lr_finder.suggested_rate
+        mlflow.log_artifact(str(out_dir / LR_FINDER_FIGURE), artifact_path="figures")
     runs.log_metrics(metrics)
     mlflow.log_dict(to_dict(cfg), "config/resolved_config.yaml")
     mlflow.log_text(summary, "model_summary.txt")
