@@ -12,7 +12,7 @@ from annlab.errors import AnnlabError
 def load_source(cfg: DatasetConfig) -> Dataset:
     """Load a data set as configured: subset of features, task override, row limit, checks."""
     dataset = _load_raw(cfg)
-    if cfg.features:
+    if cfg.features and cfg.name != "tabular":  # the tabular loader picks its own columns
         dataset = _select_features(dataset, cfg.features)
     if cfg.task != "auto":
         dataset = _set_task(dataset, cfg.task)
@@ -42,7 +42,7 @@ def _load_raw(cfg: DatasetConfig) -> Dataset:
     if name == "tabular":
         from annlab.data.tabular import load_tabular
 
-        return load_tabular(cfg.path or "", cfg.target or "", cfg.task)
+        return load_tabular(cfg.path or "", cfg.target or "", cfg.task, cfg.features)
     raise AnnlabError(f"Unknown data set `dataset.name`={name!r}.")
 
 

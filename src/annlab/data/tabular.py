@@ -41,7 +41,9 @@ def infer_task(target) -> str:
     return "regression"
 
 
-def load_tabular(path: str, target: str, task: str = "auto") -> Dataset:
+def load_tabular(path: str, target: str, task: str = "auto",
+                 features: list[str] | None = None) -> Dataset:
+    """Read the file; `features` (if given) picks the feature columns, else all but target."""
     import pandas as pd
 
     file = Path(path).expanduser()
@@ -54,6 +56,12 @@ def load_tabular(path: str, target: str, task: str = "auto") -> Dataset:
             f"Columns: {', '.join(map(str, frame.columns))}."
         )
     y_col = frame.pop(target)
+    if features:
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise AnnlabError(f"`dataset.features` {missing} are not columns of '{file}'. "
+                              f"Columns: {', '.join(map(str, frame.columns))}.")
+        frame = frame[list(features)]
     non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise AnnlabError(

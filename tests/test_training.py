@@ -1,0 +1,67 @@
+"""Optimizers, schedules and callbacks from config, the learning-rate finder, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import mlflow
+import pytest
+
+from annlab.stages.prepare import prepare
+from annlab.stages.split import split
+from annlab.stages.train import train
+from annlab.training.optimizers import build_optimizer
+
+
+@pytest.mark.parametrize(("overrides", "kind", "check"), [
+    (["optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true"], keras.optimizers.SGD,
+     lambda o: o.momentum == 0.9 and o.nesterov),
+    (["optimizer=adam", "optimizer.learning_rate=0.003"], keras.optimizers.Adam,
+     lambda o: abs(float(o.learning_rate) - 0.003) < 1e-9),
+    (["optimizer=rmsprop"], keras.optimizers.RMSprop, lambda o: True),
+    (["optimizer.schedule=exponential", "optimizer.decay_steps=10"], keras.optimizers.SGD,
+     lambda o: isinstance(o._learning_rate, keras.optimizers.schedules.ExponentialDecay)),
+])
+def test_optimizers_from_config(compose, overrides, kind, check):
+    optimizer = build_optimizer(compose(*overrides).optimizer)
+    assert isinstance(optimizer, kind) and check(optimizer)
+
+
+def _run_id() -> str:
+    return json.loads(Path("models/run.json").read_text())["run_id"]
+
+
+def test_callbacks_lr_finder_and_tensorboard(compose, workdir):
+    cfg = compose("dataset=iris", "training.epochs=40", "optimizer.learning_rate=0.05",
+                  "training.early_stopping.enabled=true", "training.early_stopping.patience=2",
+                  "training.checkpoint.enabled=true", "training.tensorboard.enabled=true",
+                  "training.lr_finder.enabled=true", "training.lr_finder.apply=true")
+    prepare(cfg)
+    split(cfg)
+    train(cfg)
+    run = mlflow.get_run(_run_id())
+    # early stopping cut training short; checkpoint and finder figure exist
+    assert run.data.metrics["epochs_run"] < 40
+    assert Path("models/checkpoint.keras").is_file()
+    assert Path("models/lr_finder.png").stat().st_size > 1000
+    suggested = run.data.metrics["lr_finder_suggested_rate"]
+    assert cfg.training.lr_finder.min_rate / 10 <= suggested <= cfg.training.lr_finder.max_rate
+    figures = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
+    assert "figures/lr_finder.png" in figures
+    # TensorBoard: a log folder per run, linked from the run
+    logdir = Path(run.data.tags["annlab.tensorboard_logdir"])
+    assert logdir.name == run.info.run_id and any(logdir.rglob("events.out.tfevents.*"))
+
+
+def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
+    cfg = compose("training.epochs=1")
+    prepare(cfg)
+    split(cfg)
+    train(cfg)
+    run_id = _run_id()
+    text = Path(mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                    artifact_path="model_summary.txt")).read_text()
+    assert "hidden_1 (Dense)" in text and "(None, 300)" in text
+    assert "hidden_2/kernel: (300, 100)" in text and "output/bias: (10,)" in text
