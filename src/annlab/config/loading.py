@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -30,8 +31,8 @@ def load_params(path: str | Path = PARAMS_FILE) -> Config:
         )
     try:
         tree = OmegaConf.load(path)
-    except (OmegaConfBaseException, OSError, ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as err:
+        first = " ".join(str(err).split())[:200] if str(err) else type(err).__name__
         raise AnnlabError(
             f"Config file '{path}' is not valid YAML ({first}): fix or regenerate it."
         ) from None
@@ -62,5 +63,20 @@ def compose_tree(
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             return compose(config_name=config_name, overrides=list(overrides))
     except HydraException as err:
-        first = " ".join(str(err).split())
-        raise AnnlabError(f"Cannot compose conf/: {first}") from None
+        raise AnnlabError(_hydra_message(err)) from None
+
+
+def _hydra_message(err: Exception) -> str:
+    """Hydra's multi-line composition errors as one line that keeps the available options."""
+    lines = []
+    for line in str(err).splitlines():
+        if line.strip().startswith("Config search path"):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    text = " ".join(lines) or type(err).__name__
+    head, _, options = text.partition("Available options in ")
+    if options:
+        group, _, names = options.partition(":")
+        text = f"{head.strip()} Available {group.strip(chr(39))}: {', '.join(names.split())}."
+    return f"Cannot compose conf/: {text}"

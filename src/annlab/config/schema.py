@@ -287,6 +287,7 @@ def check_values(cfg: Config) -> None:
     _expect(cfg.seed >= 0, f"Expected `seed` >= 0. Received: seed={cfg.seed}.")
     for key in ("raw", "processed", "models", "reports"):
         _check_project_path(f"paths.{key}", getattr(cfg.paths, key))
+    _check_project_path("training.tensorboard.log_dir", tr.tensorboard.log_dir)
 
 
 def _check_project_path(key: str, value: str) -> None:

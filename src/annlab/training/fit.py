@@ -22,6 +22,7 @@ class FitResult:
     loss: str
     metrics: list[str] = field(default_factory=list)
     lr_finder: Any = None  # LRFinderResult when training.lr_finder.enabled
+    initial_epoch: int = 0  # > 0 when training resumed from a backup
 
     @property
     def epochs_run(self) -> int:
@@ -80,9 +81,11 @@ def read_epochs(path: Path) -> dict[str, list[float]]:
         return {}
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    if not rows:
+    by_epoch = {int(float(row["epoch"])): row for row in rows if row.get("epoch")}
+    if not by_epoch:
         return {}
-    return {key: [float(row[key]) for row in rows] for key in rows[0]}
+    ordered = [by_epoch[e] for e in sorted(by_epoch)]  # a repeated (resumed) epoch: last wins
+    return {key: [float(row[key]) for row in ordered] for key in ordered[0]}
 
 
 def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = None,
@@ -116,9 +119,10 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
         import keras
 
         state_dir.mkdir(parents=True, exist_ok=True)
-        all_callbacks += [
-            keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=True),
+        all_callbacks += [  # metrics first: a resumed epoch may then repeat, never go missing
             keras.callbacks.CSVLogger(str(state_dir / EPOCHS_FILE), append=True),
+            keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=True),
+            probe := _ResumeProbe(),
         ]
     all_callbacks += callbacks or []
     start = time.perf_counter()
@@ -138,4 +142,20 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
             **{k: [float(v) for v in values] for k, values in history.history.items()}}
     if state_dir is not None:
         hist = read_epochs(state_dir / EPOCHS_FILE) or hist  # all epochs, resumed ones too
-    return FitResult(model, hist, seconds, head.loss, head.metrics, lr_finder=finder)
+    initial_epoch = probe.initial_epoch if state_dir is not None else 0
+    return FitResult(model, hist, seconds, head.loss, head.metrics, lr_finder=finder,
+                     initial_epoch=initial_epoch)
+
+
+def _ResumeProbe():  # noqa: N802  (a class made on demand, so keras loads only when training)
+    import keras
+
+    class ResumeProbe(keras.callbacks.Callback):
+        """Reads the epoch BackupAndRestore restored (it runs just before this callback)."""
+
+        initial_epoch = 0
+
+        def on_train_begin(self, logs=None):
+            self.initial_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+
+    return ResumeProbe()
