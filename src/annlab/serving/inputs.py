@@ -1,0 +1,162 @@
+"""Read new, raw data for a trained model and check it against what the model was trained on.
+
+Tables (CSV, Parquet) are matched by column name to the training features (`meta.json`
+`feature_names`), so column order does not matter and extra columns (an id, the target) are
+set aside and reported. Arrays (`.npy`, IDX files as in MNIST) are taken in training feature
+order: `(n, *input_shape)`, `(n, n_features)` flattened, or one single instance.
+Every problem ends in one `AnnlabError` line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annlab.errors import AnnlabError
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
+SHOWN = 8
+
+
+@dataclass
+class Features:
+    """Rows ready for the model, in training feature order and `(n, *input_shape)` shape."""
+
+    X: np.ndarray
+    ignored: list[str] = field(default_factory=list)  # table columns the model does not use
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(repr(str(i)) for i in items[:SHOWN])
+    return f"[{shown}{f', ... ({len(items)} in all)' if len(items) > SHOWN else ''}]"
+
+
+def kind_of(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(TABLE_SUFFIXES):
+        return "table"
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".gz") or "ubyte" in name or "idx" in name:
+        return "idx"
+    raise AnnlabError(
+        f"Cannot tell the format of '{path}': use a .csv or .parquet table with the feature "
+        "columns, a .npy array, or an IDX file (e.g. t10k-images-idx3-ubyte.gz)."
+    )
+
+
+def read_features(path: str | Path, meta: dict[str, Any]) -> Features:
+    """Load `path` as raw model inputs, checking columns, shape and values against `meta`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise AnnlabError(f"Data file '{path}' does not exist: give a CSV / Parquet table or a "
+                          ".npy / IDX array of new rows to predict.")
+    kind = kind_of(path)
+    if kind == "table":
+        return _from_table(path, meta)
+    array = _read_npy(path) if kind == "npy" else _read_idx(path)
+    return Features(_shape_array(array, path, meta))
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise AnnlabError(f"'{path}' holds Python objects (a pickled array), which annlab does "
+                              "not load: save a numeric array (np.save of a float or int array)."
+                              ) from None
+        raise AnnlabError(f"'{path}' is not a valid .npy file ({err}): save it with np.save."
+                          ) from None
+    except OSError as err:
+        raise AnnlabError(f"Cannot read '{path}' as .npy ({err}): save it with np.save.") from None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    from annlab.data.idx import read_idx
+
+    return read_idx(path)
+
+
+def _shape_array(array: np.ndarray, path: Path, meta: dict[str, Any]) -> np.ndarray:
+    """`(n, *shape)`, `(n, prod(shape))` or one instance of `shape` -> `(n, *shape)`."""
+    shape = tuple(int(s) for s in meta["input_shape"])
+    size = int(np.prod(shape))
+    if array.dtype.kind not in "biuf":
+        raise AnnlabError(f"'{path}' holds {array.dtype} values; the model takes numbers: "
+                          "save a numeric array.")
+    if array.shape == shape:
+        array = array[np.newaxis]
+    elif (array.ndim == 2 and array.shape[1] == size and len(shape) > 1) \
+            or array.shape[1:] == (*shape, 1):  # flattened rows, or one trailing channel
+        array = array.reshape((len(array), *shape))
+    if array.shape[1:] != shape:
+        what = "images" if meta.get("is_image") else "rows"
+        raise AnnlabError(
+            f"'{path}' holds {what} of shape {array.shape[1:]} (array {array.shape}); the model "
+            f"takes {shape}: give an array of shape (n, {', '.join(map(str, shape))})"
+            f"{f' or (n, {size})' if len(shape) > 1 else ''}, in the training feature order."
+        )
+    if len(array) == 0:
+        raise AnnlabError(f"'{path}' holds no rows: nothing to predict.")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        first = int(np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0])
+        raise AnnlabError(f"'{path}' holds NaN or infinite values (first at index {first}): "
+                          "fill or drop those rows.")
+    return array
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    try:
+        if path.name.lower().endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if path.name.lower().endswith(".tsv") else ",")
+    except pd.errors.EmptyDataError:
+        raise AnnlabError(f"Data file '{path}' is empty: it needs a header row with the feature "
+                          "names and at least one row.") from None
+    except Exception as err:  # pandas / pyarrow parse errors have many types
+        first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise AnnlabError(f"Cannot read '{path}' as a table ({first}): save it as CSV with a "
+                          "header row, or as Parquet.") from None
+
+
+def _from_table(path: Path, meta: dict[str, Any]) -> Features:
+    import pandas as pd
+
+    frame = _read_table(path)
+    names = [str(n) for n in meta["feature_names"]]
+    frame.columns = [str(c) for c in frame.columns]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise AnnlabError(
+            f"'{path}' lacks the feature columns {_names(missing)}: the model takes {len(names)} "
+            f"columns named as in training {_names(names)}; the file has {_names(list(frame.columns))}."
+        )
+    if frame.empty:
+        raise AnnlabError(f"'{path}' has a header but no rows: nothing to predict.")
+    ignored = [c for c in frame.columns if c not in names]
+    X = np.empty((len(frame), len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        column = frame[name]
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        text = column[np.isnan(values) & column.notna().to_numpy()]
+        if len(text):
+            raise AnnlabError(
+                f"Column {name!r} of '{path}' holds non-numeric values (row {text.index[0] + 1}: "
+                f"{str(text.iloc[0])[:40]!r}): features must be numbers; encode or fix them."
+            )
+        bad = ~np.isfinite(values)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise AnnlabError(
+                f"Column {name!r} of '{path}' has {len(rows)} missing or infinite values (first "
+                f"in row {rows[0] + 1}): fill or drop those rows."
+            )
+        X[:, j] = values
+    shape = tuple(int(s) for s in meta["input_shape"])
+    return Features(X.reshape((len(X), *shape)), ignored)
