@@ -124,3 +124,38 @@ def test_perceptron_matches_scikit_learn(compose, workdir):
     keras_pred = (load_keras_model("models/model.keras").predict(X, verbose=0)[:, 0] > 0.5)
     np.testing.assert_array_equal(keras_pred.astype(int), clf.predict(X))
     assert splits.meta.class_names == ["not setosa", "setosa"]
+
+
+def test_subclassed_model_loads_as_pyfunc_in_a_fresh_process(compose, workdir, data):
+    """MLflow's scoring server imports nothing of annlab: the logged subclassed model's pyfunc
+    loader registers the class itself."""
+    import subprocess
+    import sys
+
+    from conftest import tool_env
+
+    from annlab.data.split import load_splits
+    from annlab.models.build import model_inputs
+
+    cfg = compose("experiment=california_subclassed", "training.epochs=1",
+                  *small_data_overrides("california_subclassed", data))
+    prepare(cfg)
+    split(cfg)
+    train(cfg)
+    run = mlflow.get_run(json.loads(Path("models/run.json").read_text())["run_id"])
+    inputs = model_inputs(cfg, load_splits("data/processed").test[0][:4])
+    np.savez("inputs.npz", **inputs)
+    code = ("import sys, json, mlflow, numpy as np\n"
+            "assert 'annlab' not in sys.modules\n"
+            "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+            "inputs = dict(np.load('inputs.npz'))\n"
+            "out = model.predict(inputs)\n"
+            "out = out.item() if getattr(out, 'dtype', None) == object else out\n"
+            "print(json.dumps({k: np.asarray(v).tolist() for k, v in out.items()}))\n")
+    proc = subprocess.run([sys.executable, "-c", code, run.data.tags["annlab.model_uri"]],
+                          capture_output=True, text=True, env=tool_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    expected = load_keras_model("models/model.keras").predict(inputs, verbose=0)
+    for key in ("output", "aux_output"):
+        np.testing.assert_allclose(served[key], expected[key], rtol=1e-5)

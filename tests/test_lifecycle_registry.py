@@ -14,7 +14,7 @@ import pytest
 
 from annlab.errors import AnnlabError
 from conftest import tool_env
-from lifecycle_support import IRIS, WIDE_DEEP, mlflow_server, raw_table, tracking_store, train_small
+from lifecycle_support import IRIS, SUBCLASSED, WIDE_DEEP, mlflow_server, raw_table, tracking_store, train_small
 
 pytestmark = pytest.mark.slow  # trains real models once per module
 LEARNING_RATES = ("0.001", "0.01", "0.05")
@@ -42,7 +42,9 @@ def lab(tmp_path_factory, store_uri):
         children = [train_small(root / f"child{n}", *common, f"model.n_neurons=[{n}]",
                                 parent_run_id=parent) for n in (8, 16)]
         wide_deep = train_small(root / "wd", *WIDE_DEEP, "experiment_name=diabetes_wd")
-    return {"runs": runs, "parent": parent, "children": children, "wide_deep": wide_deep}
+        subclassed = train_small(root / "sub", *SUBCLASSED, "experiment_name=diabetes_sub")
+    return {"runs": runs, "parent": parent, "children": children, "wide_deep": wide_deep,
+            "subclassed": subclassed}
 
 
 @pytest.fixture
@@ -130,7 +132,8 @@ def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, st
     from annlab.serving.request import write_request
 
     env = tool_env({"MLFLOW_TRACKING_URI": store_uri})
-    for trained, experiment in ((lab["wide_deep"], "diabetes_wd"), (lab["runs"][1], "iris_lab")):
+    for trained, experiment in ((lab["wide_deep"], "diabetes_wd"), (lab["runs"][1], "iris_lab"),
+                                (lab["subclassed"], "diabetes_sub")):
         promote(run_id=trained.run_id, name=f"{experiment}_served")
         uri = f"models:/{experiment}_served@champion"
         data = raw_table(trained, workdir / f"{experiment}.csv")
@@ -143,7 +146,7 @@ def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, st
                                    headers={"Content-Type": "application/json"})
         assert answer.status_code == 200, answer.text[:2000]
         predictions = answer.json()["predictions"]
-        if experiment == "diabetes_wd":  # two outputs, by name
+        if experiment != "iris_lab":  # two outputs, by name
             np.testing.assert_allclose(np.asarray(predictions["output"]).ravel(),
                                        expected["predicted"], rtol=1e-6)
             np.testing.assert_allclose(np.asarray(predictions["aux_output"]).ravel(),

@@ -29,7 +29,20 @@ class _KerasFlavor:
 
         os.makedirs(path, exist_ok=True)
         kwargs.pop("validate_serving_input", None)
-        return mlflow.keras.save_model(path=path, **kwargs)
+        result = mlflow.keras.save_model(path=path, **kwargs)
+        mlflow_model = kwargs.get("mlflow_model")
+        if mlflow_model is not None and uses_annlab_classes(kwargs["model"]):
+            mlflow_model.flavors["python_function"]["loader_module"] = PYFUNC_LOADER
+            mlflow_model.save(os.path.join(path, "MLmodel"))
+        return result
+
+
+PYFUNC_LOADER = "annlab.tracking.pyfunc_loader"
+
+
+def uses_annlab_classes(model) -> bool:
+    """True for models Keras can rebuild only after annlab registered its classes."""
+    return type(model).__module__.startswith("annlab.")
 
 
 def pip_requirements() -> list[str]:
