@@ -98,3 +98,27 @@ def test_hydra_app_trains_with_overrides(project):
     assert "model.n_hidden=1" in found.data.tags["annlab.hydra.overrides"]
     assert "test_accuracy" in found.data.metrics
     assert (project / "outputs/run1/models/model.keras").is_file()
+
+
+def test_stages_that_do_not_train_never_import_tensorflow(workdir):
+    """prepare, split and report stay fast: TensorFlow's import alone takes seconds."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, tool_env
+
+    from annlab.config.params import write_params
+
+    write_params(workdir / "params.yaml", ["training.epochs=1"], config_dir=ROOT / "conf")
+    code = ("import sys\n"
+            "from annlab.config import load_params\n"
+            "from annlab.stages.prepare import prepare\n"
+            "from annlab.stages.split import split\n"
+            "cfg = load_params()\n"
+            "prepare(cfg); split(cfg)\n"
+            "import annlab.stages.report, annlab.stages.evaluate, annlab.stages.train\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True,
+                          text=True, env=tool_env(), check=True)
+    assert proc.stdout.strip() == "[]"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,34 +115,3 @@ def set_tags(tags: dict[str, str]) -> None:
     retry_locked(lambda: mlflow.set_tags(tags))
 
 
-def log_history(history: dict[str, list[float]]) -> None:
-    """Per-epoch metrics of epochs run before a resume, so the new run has whole curves."""
-    import mlflow
-    from mlflow.entities import Metric
-
-    from annlab.tracking.store import retry_locked
-
-    epochs = [int(e) for e in history.get("epoch", [])]
-    timestamp = int(time.time() * 1000)
-    metrics = [Metric(key, float(values[i]), timestamp, epochs[i])
-               for key, values in history.items() if key != "epoch"
-               for i in range(len(epochs))]
-    run_id = mlflow.active_run().info.run_id
-    retry_locked(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))
-
-
-def epoch_logger():
-    """A Keras callback logging each epoch's metrics without blocking training."""
-    import keras
-    import mlflow
-
-    class MlflowEpochLogger(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            metrics = {k: float(v) for k, v in (logs or {}).items()}
-            if metrics:
-                mlflow.log_metrics(metrics, step=epoch, synchronous=False)
-
-        def on_train_end(self, logs=None):
-            mlflow.flush_async_logging()
-
-    return MlflowEpochLogger()

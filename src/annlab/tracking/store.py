@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from annlab.config.schema import TrackingConfig
@@ -12,6 +13,7 @@ from annlab.errors import AnnlabError
 
 T = TypeVar("T")
 DEFAULT_URI = "sqlite:///mlflow.db"
+SQLITE_PREFIX = "sqlite:///"
 # An unreachable server should fail within seconds, not after MLflow's minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -19,18 +21,80 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
-    """Config, then `MLFLOW_TRACKING_URI`, then MLflow's default sqlite store in the project."""
-    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """Config, then `MLFLOW_TRACKING_URI`, then MLflow's default sqlite store in the project.
+
+    A relative sqlite path is anchored at the project root when a queued DVC experiment runs
+    in a temp copy (`.dvc/tmp/exps/...`): there it would land in the copy and be deleted.
+    """
+    uri = cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    root = dvc_executor_root()
+    if root is not None and uri.startswith(SQLITE_PREFIX):
+        path = uri[len(SQLITE_PREFIX):]
+        if path and not path.startswith("/"):
+            return f"{SQLITE_PREFIX}{root / path}"
+    return uri
+
+
+def dvc_executor_root() -> Path | None:
+    """The original project root while DVC runs an experiment in a temp copy, else None.
+
+    DVC's temp executor sets `DVC_ROOT` to the repo the experiment was queued from (plain
+    `dvc repro` and `dvc exp run` set it to the working directory itself).
+    """
+    root = os.environ.get("DVC_ROOT")
+    if not root:
+        return None
+    root_path = Path(root).resolve()
+    return None if root_path == Path.cwd().resolve() else root_path
+
+
+def check_reachable(cfg: TrackingConfig) -> str:
+    """The tracking URI, after checking a tracking server answers (without importing MLflow)."""
+    uri = tracking_uri(cfg)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    return uri
 
 
 def configure(cfg: TrackingConfig) -> str:
+    import logging
+
     import mlflow
+
+    # "Creating initial MLflow database tables..." is MLflow's business, not the user's.
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     uri = tracking_uri(cfg)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     mlflow.set_tracking_uri(uri)
+    if uri.startswith(SQLITE_PREFIX):
+        create_sqlite_store_once(uri)
     return uri
+
+
+def create_sqlite_store_once(uri: str) -> None:
+    """Create (or migrate) a sqlite store's schema one process at a time.
+
+    Processes started together on a fresh store (`dvc queue start -j 2`, parallel sweep jobs)
+    otherwise race on MLflow's schema migration and one fails. The lock is a `flock` on the
+    database file itself, which sqlite's own (fcntl) locks do not see.
+    """
+    import fcntl
+
+    import mlflow
+
+    path = Path(uri[len(SQLITE_PREFIX):].split("?", 1)[0])
+    if not path.name or str(path) == ":memory:":
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            retry_locked(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1))
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_server(uri: str, timeout: float = 3.0) -> None:
@@ -72,6 +136,14 @@ def ensure_experiment(name: str) -> str:
         found = mlflow.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
+        root = dvc_executor_root()
+        uri = mlflow.get_tracking_uri()
+        if root is not None and uri.startswith(SQLITE_PREFIX):
+            # MLflow puts a new experiment's artifacts under ./mlruns of the working directory,
+            # here the DVC temp copy: create it with the project root's mlruns/ instead.
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            return SqlAlchemyStore(uri, str(root / "mlruns")).create_experiment(name)
         return mlflow.create_experiment(name)
 
     return retry_locked(get_or_create)

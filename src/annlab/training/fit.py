@@ -97,10 +97,15 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
 
         model, history, seconds, loss = fit_perceptron(cfg, splits)
         return FitResult(model, history, seconds, loss, ["accuracy"])
+    import keras
+
     from annlab.training.callbacks import configured_callbacks, stop_on_non_finite_loss
 
     (X_train, y_train), (X_valid, y_valid) = splits.train, splits.valid
     train_inputs, train_targets = model_inputs(cfg, X_train), model_targets(cfg, y_train)
+    # Seed right before the model exists: whatever ran before (tracking, data digests) may
+    # have drawn random numbers, and the same seed must give the book script's exact weights.
+    keras.utils.set_random_seed(cfg.seed)
     with distribution_strategy(cfg.training.strategy).scope():
         model, head = build_model(cfg, splits.meta, splits.scaler)
         finder = None
@@ -116,8 +121,6 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
     guard = stop_on_non_finite_loss()
     all_callbacks = [guard, *configured_callbacks(cfg.training, out_dir, tensorboard_dir)]
     if state_dir is not None:
-        import keras
-
         state_dir.mkdir(parents=True, exist_ok=True)
         all_callbacks += [  # metrics first: a resumed epoch may then repeat, never go missing
             keras.callbacks.CSVLogger(str(state_dir / EPOCHS_FILE), append=True),

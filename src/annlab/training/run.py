@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from annlab.config.schema import Config, flatten, to_dict
 from annlab.data.split import Splits
+from annlab.errors import AnnlabError
 from annlab.io import atomic_file, write_json
 
 MODEL_FILE = "model.keras"
@@ -90,58 +91,84 @@ def objective_value(cfg: Config, history: dict[str, list[float]]) -> float | Non
 
 def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
                     extra_tags: dict[str, str] | None = None,
-                    parent_run_id: str | None = None) -> TrainOutcome:
+                    parent_run_id: str | None = None,
+                    callbacks: list | None = None) -> TrainOutcome:
     """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow.
 
-    State for resuming lives in `.annlab/state/<config fingerprint>/`: kept when training is
-    interrupted (SIGINT / SIGTERM), removed when it ends any other way.
+    The MLflow run is created in the background once training starts (`DeferredRun`), and
+    always ends: FINISHED, FAILED with the reason, or KILLED on SIGINT / SIGTERM. State for
+    resuming lives in `.annlab/state/<config fingerprint>/`: kept when training is
+    interrupted, removed when it ends any other way.
     """
     from annlab.tracking import lineage, store
+    from annlab.tracking.runs import interrupts_as_exceptions
 
-    uri = store.configure(cfg.tracking) if cfg.tracking.enabled else None
+    deferred = None
+    uri = None
+    if cfg.tracking.enabled:
+        from annlab.tracking.deferred import DeferredRun
+
+        uri = store.check_reachable(cfg.tracking)  # an unreachable server fails before training
+        tags = {**lineage.git_tags(), **lineage.dvc_lock_tags(), **(extra_tags or {}),
+                "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
+                "annlab.dataset": splits.meta.name, "annlab.model": cfg.model.name}
+        deferred = DeferredRun(cfg.experiment_name, tags, flatten(to_dict(cfg)),
+                               run_name=cfg.tracking.run_name, parent_run_id=parent_run_id,
+                               on_created=_background_setup(cfg, splits))
     from annlab.training.setup import configure_tensorflow
 
     configure_tensorflow(cfg.training, cfg.seed)
     state_dir = STATE_ROOT / config_fingerprint(cfg)
-    tags = {**lineage.git_tags(), **lineage.dvc_lock_tags(), **(extra_tags or {}),
-            "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
-            "annlab.dataset": splits.meta.name, "annlab.model": cfg.model.name}
-    if cfg.tracking.enabled:
-        from annlab.tracking.runs import run_context
-
-        context: Any = run_context(cfg.experiment_name, run_name=cfg.tracking.run_name,
-                                   tags=tags, parent_run_id=parent_run_id)
-    else:
-        context = contextlib.nullcontext(None)
     try:
-        with context as run:
-            outcome = _train_in_run(cfg, splits, out_dir, run, uri, state_dir)
+        with interrupts_as_exceptions():
+            outcome = _train(cfg, splits, out_dir, deferred, uri, state_dir, callbacks)
     except KeyboardInterrupt:
+        if deferred is not None:
+            deferred.end("KILLED", "interrupted by a signal")
         raise  # keep the state: rerunning resumes from the last completed epoch
-    except BaseException:
+    except BaseException as err:
+        if deferred is not None:
+            reason = str(err) if isinstance(err, AnnlabError) else f"{type(err).__name__}: {err}"
+            deferred.end("FAILED", reason)
         shutil.rmtree(state_dir, ignore_errors=True)
         raise
     shutil.rmtree(state_dir, ignore_errors=True)
     return outcome
 
 
-def _train_in_run(cfg: Config, splits: Splits, out_dir: Path, run, uri: str | None,
-                  state_dir: Path) -> TrainOutcome:
+def _background_setup(cfg: Config, splits: Splits):
+    """Work for the run-creating thread: the store, and the training data as an MLflow input."""
+    from annlab.tracking import store
+
+    store.configure(cfg.tracking)
+
+    def log_dataset(client, run_id: str) -> None:
+        import warnings
+
+        import mlflow
+        from mlflow.entities import DatasetInput, InputTag
+
+        X, y = splits.train
+        with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
+            warnings.simplefilter("ignore")
+            dataset = mlflow.data.from_numpy(X, targets=y, name=splits.meta.name,
+                                             source=splits.meta.source or splits.meta.name)
+        entity = DatasetInput(dataset._to_mlflow_entity(),
+                              tags=[InputTag("mlflow.data.context", "training")])
+        client.log_inputs(run_id, datasets=[entity])
+
+    return log_dataset
+
+
+def _train(cfg: Config, splits: Splits, out_dir: Path, deferred, uri: str | None,
+           state_dir: Path, extra_callbacks: list | None = None) -> TrainOutcome:
     from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
-    callbacks = []
-    previous = read_epochs(state_dir / EPOCHS_FILE)
-    resumed_from = len(previous.get("epoch", []))
-    if run is not None:
-        from annlab.tracking import runs
-
-        runs.log_params(flatten(to_dict(cfg)))
-        _log_dataset(splits)
-        if resumed_from:
-            runs.set_tags({"annlab.resumed_from_epoch": str(resumed_from)})
-            runs.log_history(previous)
-        callbacks.append(runs.epoch_logger())
-    tb_dir = Path(cfg.training.tensorboard.log_dir) / (run.info.run_id if run else "latest")
+    callbacks = list(extra_callbacks or [])  # e.g. Optuna's pruning callback in a search
+    if deferred is not None:
+        callbacks.append(deferred.keras_callback(previous=read_epochs(state_dir / EPOCHS_FILE)))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    tb_dir = Path(cfg.training.tensorboard.log_dir) / f"{cfg.experiment_name}-{stamp}"
     uses_state = cfg.model.name != "perceptron"
     result = fit(cfg, splits, out_dir, callbacks=callbacks,
                  state_dir=state_dir if uses_state else None, tensorboard_dir=tb_dir)
@@ -156,29 +183,23 @@ def _train_in_run(cfg: Config, splits: Splits, out_dir: Path, run, uri: str | No
 
         plot_lr_finder(result.lr_finder, out_dir / LR_FINDER_FIGURE)
     objective = objective_value(cfg, result.history)
-    run_id = run.info.run_id if run is not None else None
-    if run is not None:
+    run_id = None
+    if deferred is not None:
+        import mlflow
+
+        from annlab.tracking.store import retry_locked
+
+        run_id = deferred.wait()
+        retry_locked(lambda: mlflow.start_run(run_id=run_id))  # the run, now in this thread
         _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir, meta)
+        deferred.end("FINISHED")
     write_json(out_dir / RUN_FILE, {
         "run_id": run_id,
         "experiment_name": cfg.experiment_name,
         "tracking_uri": uri,
         "objective": {"metric": cfg.objective.metric, "value": objective},
     })
-    return TrainOutcome(run_id, result.history, result.seconds, objective, resumed_from)
-
-
-def _log_dataset(splits: Splits) -> None:
-    import warnings
-
-    import mlflow
-
-    X, y = splits.train
-    with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
-        warnings.simplefilter("ignore")
-        dataset = mlflow.data.from_numpy(X, targets=y, name=splits.meta.name,
-                                         source=splits.meta.source or splits.meta.name)
-    mlflow.log_input(dataset, context="training")
+    return TrainOutcome(run_id, result.history, result.seconds, objective, result.initial_epoch)
 
 
 def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Path,
@@ -199,6 +220,8 @@ def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Pat
     mlflow.log_dict(to_dict(cfg), "config/resolved_config.yaml")
     mlflow.log_text(summary, "model_summary.txt")
     mlflow.log_artifact(str(out_dir / HISTORY_FILE))
+    if result.initial_epoch:
+        runs.set_tags({"annlab.resumed_from_epoch": str(result.initial_epoch)})
     if cfg.training.tensorboard.enabled:
         runs.set_tags({"annlab.tensorboard_logdir": str(tb_dir.resolve())})
     if cfg.tracking.log_model:
