@@ -11,6 +11,12 @@ import tarfile
 import numpy as np
 import pandas as pd
 import pytest
+
+from annlab.config.schema import DatasetConfig
+from annlab.data.california import FEATURES
+from annlab.data.idx import FASHION_CLASSES, read_idx
+from annlab.data.sources import load_source
+from annlab.errors import AnnlabError
 from conftest import tool_env
 from datafiles import (
     idx_bytes,
@@ -19,12 +25,6 @@ from datafiles import (
     write_sklearn_california_cache,
     write_statlib,
 )
-
-from annlab.config.schema import DatasetConfig
-from annlab.data.california import FEATURES
-from annlab.data.idx import FASHION_CLASSES, read_idx
-from annlab.data.sources import load_source
-from annlab.errors import AnnlabError
 
 
 def test_idx_folder_loads_images_labels_and_class_names(tmp_path):

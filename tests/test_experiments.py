@@ -9,14 +9,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import ROOT
-from datafiles import write_idx_set, write_statlib
 
 from annlab.models.loading import load_keras_model
 from annlab.stages.evaluate import evaluate_stage
 from annlab.stages.prepare import prepare
 from annlab.stages.split import split
 from annlab.stages.train import train
+from conftest import ROOT
+from datafiles import write_idx_set, write_statlib
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 REGRESSION = {"california_mlp", "california_dropout", "california_wide_deep",
@@ -132,10 +132,9 @@ def test_subclassed_model_loads_as_pyfunc_in_a_fresh_process(compose, workdir, d
     import subprocess
     import sys
 
-    from conftest import tool_env
-
     from annlab.data.split import load_splits
     from annlab.models.build import model_inputs
+    from conftest import tool_env
 
     cfg = compose("experiment=california_subclassed", "training.epochs=1",
                   *small_data_overrides("california_subclassed", data))

@@ -14,7 +14,15 @@ import pytest
 
 from annlab.errors import AnnlabError
 from conftest import tool_env
-from lifecycle_support import IRIS, SUBCLASSED, WIDE_DEEP, mlflow_server, raw_table, tracking_store, train_small
+from lifecycle_support import (
+    IRIS,
+    SUBCLASSED,
+    WIDE_DEEP,
+    mlflow_server,
+    raw_table,
+    tracking_store,
+    train_small,
+)
 
 pytestmark = pytest.mark.slow  # trains real models once per module
 LEARNING_RATES = ("0.001", "0.01", "0.05")

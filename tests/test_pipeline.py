@@ -105,9 +105,8 @@ def test_stages_that_do_not_train_never_import_tensorflow(workdir):
     import subprocess
     import sys
 
-    from conftest import ROOT, tool_env
-
     from annlab.config.params import write_params
+    from conftest import ROOT, tool_env
 
     write_params(workdir / "params.yaml", ["training.epochs=1"], config_dir=ROOT / "conf")
     code = ("import sys\n"

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import tool_env
 
 from annlab.stages.evaluate import evaluate_stage
 from annlab.stages.prepare import prepare
 from annlab.stages.report import report
 from annlab.stages.split import split
 from annlab.stages.train import train
+from conftest import tool_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -39,9 +39,8 @@ def run_pipeline(cfg) -> None:
 @pytest.fixture(scope="module")
 def classification_report(tmp_path_factory) -> Path:
     """Two digits runs of one experiment (the second is reported and compared)."""
-    from conftest import ROOT
-
     from annlab.config import compose_config
+    from conftest import ROOT
 
     folder = tmp_path_factory.mktemp("report")
     old_cwd, old_uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")

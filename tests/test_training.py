@@ -66,3 +66,24 @@ def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
                                                     artifact_path="model_summary.txt")).read_text()
     assert "hidden_1 (Dense)" in text and "(None, 300)" in text
     assert "hidden_2/kernel: (300, 100)" in text and "output/bias: (10,)" in text
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    """Data-parallel training (tf.distribute.MirroredStrategy) on the CPU split in two; the
+    logical devices must exist before TensorFlow starts, hence a fresh process."""
+    import shutil
+
+    from conftest import ROOT, run, tool_env
+
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run(["annlab-train", "dataset=iris", "training.epochs=3", "training.strategy=mirrored",
+         "training.logical_cpu_devices=2", "hydra.run.dir=out"], tmp_path,
+        tool_env({"MLFLOW_TRACKING_URI": store}))
+    client = mlflow.MlflowClient(tracking_uri=store)
+    (found,) = client.search_runs([client.get_experiment_by_name("digits_mlp").experiment_id])
+    assert found.info.status == "FINISHED"
+    assert found.data.params["training.strategy"] == "mirrored"
+    assert found.data.metrics["replicas_in_sync"] == 2
+    assert "test_accuracy" in found.data.metrics

@@ -3,6 +3,11 @@
 
     annlab params            # rewrite params.yaml from conf/ (as `dvc exp run` would)
     annlab ui                # MLflow UI (and TensorBoard) on 127.0.0.1 for the project's store
+    annlab predict new.csv   # predictions of models/model.keras (or runs:/ID, models:/NAME@champion)
+    annlab request new.csv   # the JSON body for `mlflow models serve` /invocations
+    annlab promote --experiment NAME   # register the best run's model as models:/NAME@champion
+    annlab export            # TensorFlow SavedModel for TensorFlow Serving
+    annlab compare --experiment NAME   # rank runs (or a sweep: --parent-run ID) -> reports/comparison/
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from annlab.reporting.compare_cli import add_compare_command
+from annlab.serving.cli import add_serving_commands
 from annlab.stages.common import run_entry
 
 
@@ -48,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also start TensorBoard on the runs' tb_logs/")
     u.add_argument("--tensorboard-port", type=int, default=6006)
     u.set_defaults(func=_ui)
+    add_serving_commands(sub)
+    add_compare_command(sub)
     return parser
 
 

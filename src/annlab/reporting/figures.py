@@ -113,3 +113,68 @@ def read_history(path: Path) -> dict[str, Any]:
 
     frame = pd.read_csv(path)
     return {col: frame[col].tolist() for col in frame.columns}
+
+
+def _as_numbers(values: list[str | None]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def metric_against_params(points: dict[str, list[tuple[str | None, float]]], metric: str,
+                          direction: str, path: Path) -> Path:
+    """One panel per swept setting: the metric of each run against the setting's value
+    (numbers on a numeric axis, log-scaled when they span decades; other values as categories)."""
+    plt = _plt()
+    n = len(points)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
+    for ax, (param, pairs) in zip(axes.ravel(), points.items(), strict=False):
+        raw = [p for p, _ in pairs]
+        ys = [v for _, v in pairs]
+        xs = _as_numbers(raw)
+        if xs is None:
+            labels = sorted({str(r) for r in raw})
+            xs = [float(labels.index(str(r))) for r in raw]
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        elif min(xs) > 0 and max(xs) / min(xs) >= 30:
+            ax.set_xscale("log")
+        ax.scatter(xs, ys, alpha=0.7)
+        best = (max if direction == "maximize" else min)(range(len(ys)), key=ys.__getitem__)
+        ax.scatter([xs[best]], [ys[best]], color="red", s=60, label="best", zorder=3)
+        ax.set_xlabel(param)
+        ax.set_ylabel(metric)
+        ax.grid(True)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes.ravel()[0].legend()
+    fig.suptitle(f"{metric} against each swept setting ({direction})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def top_learning_curves(curves: dict[str, dict[str, list[float]]], metric: str,
+                        path: Path) -> Path:
+    """The validation metric per epoch of the top runs (solid), training counterpart dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, history) in enumerate(curves.items()):
+        color = colors[i % len(colors)]
+        for key, values in history.items():
+            style = "-" if key == metric else "--"
+            ax.plot(range(1, len(values) + 1), values, style, color=color,
+                    label=f"{label} ({key})")
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel(metric)
+    ax.grid(True)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Learning curves of the top {len(curves)} runs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -10,6 +10,8 @@ Each job writes models/ and reports/ into its Hydra output folder and returns th
 
 from __future__ import annotations
 
+import gc
+import logging
 import math
 import os
 import sys
@@ -29,16 +31,32 @@ def find_config_dir() -> Path:
     return Path(os.environ.get(CONFIG_DIR_ENV) or Path.cwd() / "conf").resolve()
 
 
+def start_clean() -> None:
+    """Drop the previous job's Keras graphs and memory: the joblib launcher runs several jobs
+    in one worker process (hydra #2187). Training sets the seeds again for every job."""
+    if "keras" in sys.modules:
+        import keras
+
+        keras.backend.clear_session(free_memory=True)
+        # a new model per job: TensorFlow's "retracing" warning is expected, not a problem
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    gc.collect()
+
+
 def run_job(tree: DictConfig) -> float | None:
     """One Hydra job: validate first (before TensorFlow), then prepare, train, evaluate."""
     from hydra.core.hydra_config import HydraConfig
 
     from annlab.config.schema import validate
     from annlab.data.cache import ensure_prepared
+    from annlab.io import read_json
     from annlab.stages.evaluate import evaluate_stage
     from annlab.stages.train import train
+    from annlab.sweeps.optuna_trial import TrialLink, finish_trial, pruning_callback, trial_tags
+    from annlab.tracking.sweeps import PARENT_ENV
 
     cfg = validate(tree)
+    start_clean()
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     data_dir = ensure_prepared(cfg)
@@ -47,13 +65,25 @@ def run_job(tree: DictConfig) -> float | None:
     if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
         tags["annlab.sweep.job"] = str(hydra_cfg.job.num)
         tags["annlab.sweep.dir"] = str(Path(hydra_cfg.sweep.dir).resolve())
+        if cfg.tracking.run_name is None:
+            tags["mlflow.runName"] = f"job-{hydra_cfg.job.num}"
+    link = TrialLink.from_env()  # set when annlab's Optuna sweeper launched this job
+    callbacks, trial = [], None
+    if link is not None:
+        trial = link.open(hydra_cfg.sweeper.get("pruner"))
+        tags.update(trial_tags(trial))
+        if cfg.tracking.run_name is None:
+            tags["mlflow.runName"] = f"trial-{trial.number}"
+        callbacks.append(pruning_callback(trial, cfg.objective.metric))
     print(train(cfg, data_dir=data_dir, out_dir=out_dir / "models", extra_tags=tags,
-                parent_run_id=os.environ.get("ANNLAB_PARENT_RUN_ID") or None), flush=True)
+                parent_run_id=os.environ.get(PARENT_ENV) or None, callbacks=callbacks),
+          flush=True)
+    run_info = read_json(out_dir / "models" / "run.json")
+    if trial is not None:
+        finish_trial(trial, callbacks[0], run_info.get("run_id"))  # raises TrialPruned if pruned
     print(evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models",
                          reports_dir=out_dir / "reports"), flush=True)
-    from annlab.io import read_json
-
-    return read_json(out_dir / "models" / "run.json")["objective"]["value"]
+    return run_info["objective"]["value"]
 
 
 def task(tree: DictConfig) -> float | None:
@@ -80,7 +110,25 @@ def main() -> None:
         print(f"annlab-train: error: '{config_dir}/config.yaml' not found: run from the project "
               f"root (the folder holding conf/) or set {CONFIG_DIR_ENV}.", file=sys.stderr)
         sys.exit(1)
+    overrides = sys.argv[1:]
+    if overrides and not any(arg.startswith("-") for arg in overrides):
+        _check_single_run(overrides, config_dir)
     hydra.main(version_base="1.3", config_path=str(config_dir), config_name="config")(task)()
+
+
+def _check_single_run(overrides: list[str], config_dir: Path) -> None:
+    """Compose and validate a single run before Hydra starts: a bad override or value is one
+    line and no output folder, instead of Hydra's multi-line report after creating one."""
+    from annlab.config.loading import compose_tree
+    from annlab.config.schema import validate
+
+    try:
+        validate(compose_tree(overrides, config_dir))
+    except AnnlabError as err:
+        if debug_requested():
+            raise
+        print(f"annlab-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class FitResult:
     metrics: list[str] = field(default_factory=list)
     lr_finder: Any = None  # LRFinderResult when training.lr_finder.enabled
     initial_epoch: int = 0  # > 0 when training resumed from a backup
+    replicas: int = 1  # devices training in sync (training.strategy=mirrored)
 
     @property
     def epochs_run(self) -> int:
@@ -67,7 +68,13 @@ def compile_model(cfg: Config, model, loss: str, metrics: list[str],
         optimizer_cfg = replace(cfg.optimizer, learning_rate=learning_rate)
     model.compile(loss=loss_arg, optimizer=build_optimizer(optimizer_cfg), metrics=metric_arg,
                   loss_weights=loss_weights,
-                  steps_per_execution=steps_per_execution or cfg.training.steps_per_execution)
+                  steps_per_execution=steps_per_execution or _steps_per_execution(cfg))
+
+
+def _steps_per_execution(cfg: Config) -> int:
+    """Keras 3.15 cannot run several steps per call under MirroredStrategy (its multi-step
+    loop fails with "You must feed a value for placeholder"): one step per call there."""
+    return 1 if cfg.training.strategy == "mirrored" else cfg.training.steps_per_execution
 
 
 EPOCHS_FILE = "epochs.csv"
@@ -106,7 +113,8 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
     # Seed right before the model exists: whatever ran before (tracking, data digests) may
     # have drawn random numbers, and the same seed must give the book script's exact weights.
     keras.utils.set_random_seed(cfg.seed)
-    with distribution_strategy(cfg.training.strategy).scope():
+    strategy = distribution_strategy(cfg.training.strategy)
+    with strategy.scope():
         model, head = build_model(cfg, splits.meta, splits.scaler)
         finder = None
         learning_rate = None
@@ -147,7 +155,7 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
         hist = read_epochs(state_dir / EPOCHS_FILE) or hist  # all epochs, resumed ones too
     initial_epoch = probe.initial_epoch if state_dir is not None else 0
     return FitResult(model, hist, seconds, head.loss, head.metrics, lr_finder=finder,
-                     initial_epoch=initial_epoch)
+                     initial_epoch=initial_epoch, replicas=strategy.num_replicas_in_sync)
 
 
 def _ResumeProbe():  # noqa: N802  (a class made on demand, so keras loads only when training)

@@ -210,7 +210,8 @@ def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Pat
     from annlab.tracking import runs
     from annlab.tracking.models import log_keras_model
 
-    metrics = {"train_seconds": result.seconds, "epochs_run": result.epochs_run}
+    metrics = {"train_seconds": result.seconds, "epochs_run": result.epochs_run,
+               "replicas_in_sync": result.replicas}
     if objective is not None:
         metrics[f"objective_{cfg.objective.metric}"] = objective
     if result.lr_finder is not None:

@@ -1,0 +1,346 @@
+"""annlab's Optuna sweeper: ask the study for trials, launch them as Hydra jobs, tell results.
+
+Why not `hydra-optuna-sweeper`: its release pins optuna<3, its database storage breaks with
+SQLAlchemy 2, and it has neither pruning nor resume. This one runs on current Optuna with
+ask-and-tell, so any Hydra launcher (basic, joblib, Ray) runs the trials:
+
+- the study lives in an RDB storage (sqlite by default): rerunning the same command resumes it,
+  and several machines given one database URL share one study;
+- each job gets its trial through `hydra.job.env_set` and reports the objective's validation
+  metric every epoch; the study's pruner stops bad trials (they come back as TrialPruned);
+- a job that fails (a bad config value returns NaN, any exception) is told FAIL and the search
+  goes on; trials cut short by Ctrl-C or a killed sweeper are marked and redone on resume;
+- the best params go to <paths.reports>/hparams_search/<study>_best.yaml and to the sweep's
+  MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///multirun/optuna.db"
+OWNER_ATTR = "annlab_owner"
+INTERRUPTED_ATTR = "annlab_interrupted"
+
+
+class AnnlabOptunaSweeper(Sweeper):
+    def __init__(self, study_name: str | None, storage: str | None, n_trials: int,
+                 n_jobs: int | None, sampler: Any, pruner: Any, params: Any,
+                 best_params_file: str | None) -> None:
+        self.study_name = study_name
+        self.storage = storage
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.sampler_config = sampler
+        self.pruner_config = pruner
+        self.params = OmegaConf.to_container(params, resolve=True) if isinstance(
+            params, DictConfig) else dict(params or {})
+        self.best_params_file = best_params_file
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from annlab.tracking.sweeps import one_line_errors
+
+        return one_line_errors(lambda: self._sweep(arguments))
+
+    # -- the search -------------------------------------------------------------------------
+
+    def _sweep(self, arguments: list[str]) -> list[Sequence[Any]]:
+        import optuna
+
+        from annlab.config.schema import validate
+        from annlab.errors import AnnlabError
+        from annlab.sweeps.optuna_trial import STORAGE_ENV, STUDY_ENV, open_storage
+        from annlab.tracking.sweeps import set_job_env
+        from hydra_plugins.annlab_optuna_sweeper.search_space import parse_search_space
+
+        assert self.config is not None and self.launcher is not None
+        cfg = validate(self.config)
+        metric, direction = cfg.objective.metric, cfg.objective.direction
+        if not metric.startswith("val_"):
+            raise AnnlabError(
+                "Expected `objective.metric` to be a validation metric (val_...) for a search: "
+                f"the test split stays out of model selection. Received: objective.metric={metric}.")
+        if self.n_trials < 1:
+            raise AnnlabError(f"Expected `hydra.sweeper.n_trials` >= 1. Received: {self.n_trials}.")
+        space, fixed = parse_search_space(self.params, arguments)
+        if not space:
+            raise AnnlabError(
+                "Expected a search space: pick one (`hparams_search=...`), set "
+                "`hydra.sweeper.params`, or sweep on the command line (model.n_hidden=range(0,4)).")
+        url = storage_url(self.storage)
+        name = self.study_name or cfg.experiment_name
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            study_name=name, storage=open_storage(url), direction=direction, load_if_exists=True,
+            sampler=built(self.sampler_config) or optuna.samplers.TPESampler(seed=cfg.seed),
+            pruner=built(self.pruner_config) or optuna.pruners.NopPruner())
+        if study.direction.name.lower() != direction:
+            raise AnnlabError(
+                f"Study '{name}' in {url} was made to {study.direction.name.lower()}, not to "
+                f"{direction} (objective.direction): set `hydra.sweeper.study_name` to a new name.")
+        set_job_env(self.config, {STORAGE_ENV: url, STUDY_ENV: name})
+        fail_interrupted(study)
+        reseed_on_resume(study, self.config.hydra.sweeper.get("sampler"), cfg.seed)
+        done = counted_trials(study)
+        log.info(f"Optuna study '{name}' ({url}): {done} of {self.n_trials} trials done; "
+                 f"{metric} to {direction}; space: {', '.join(space)}")
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        returns: list[Sequence[Any]] = []
+        job_idx = 0
+        batch_size = self._batch_size()
+        while (remaining := self.n_trials - counted_trials(study)) > 0:
+            trials = [study.ask(space) for _ in range(min(batch_size, remaining))]
+            for trial in trials:
+                trial.set_user_attr(OWNER_ATTR, owner())
+            batch = [self._job_overrides(fixed, trial) for trial in trials]
+            try:
+                self.validate_batch_is_legal(batch)
+            except Exception as err:
+                for trial in trials:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise AnnlabError(
+                    f"Cannot compose a trial's config: {' '.join(str(err).split())}") from None
+            try:
+                results = self.launcher.launch(batch, initial_job_idx=job_idx)
+            except BaseException:
+                for trial in trials:
+                    with contextlib.suppress(Exception):
+                        mark_interrupted(study, trial.number)
+                raise
+            exhausted = False
+            for trial, result in zip(trials, results, strict=True):
+                exhausted |= tell(study, trial, result, metric)
+            job_idx += len(batch)
+            returns.append(results)
+            if exhausted:
+                log.info(f"The sampler has tried its whole search space: study '{name}' ends.")
+                break
+        self._report(study, cfg, url, name)
+        return returns
+
+    def _batch_size(self) -> int:
+        if self.n_jobs:
+            return max(1, self.n_jobs)
+        assert self.config is not None
+        launcher_jobs = self.config.hydra.launcher.get("n_jobs")
+        if isinstance(launcher_jobs, int) and launcher_jobs != 0:
+            return launcher_jobs if launcher_jobs > 0 else (os.cpu_count() or 1)
+        return 1
+
+    @staticmethod
+    def _job_overrides(fixed: list[str], trial) -> list[str]:
+        """The trial's values, and its storage id for the job (in the job's environment)."""
+        from annlab.sweeps.optuna_trial import TRIAL_ID_ENV
+        from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
+
+        return [*fixed, *(as_override(k, v) for k, v in trial.params.items()),
+                f"++hydra.job.env_set.{TRIAL_ID_ENV}='{trial._trial_id}'"]
+
+    # -- the outcome ------------------------------------------------------------------------
+
+    def _report(self, study, cfg, url: str, name: str) -> None:
+        import optuna
+        import yaml
+
+        from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
+
+        states = optuna.trial.TrialState
+        counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
+                  for s in (states.COMPLETE, states.PRUNED, states.FAIL)}
+        if not counts["complete"]:
+            log.warning(f"Optuna study '{name}': no trial completed ({counts}); no best params.")
+            return
+        best = study.best_trial
+        params = dict(best.params)
+        summary = {
+            "study": name, "storage": url,
+            "objective": {"metric": cfg.objective.metric, "direction": cfg.objective.direction},
+            "best_value": float(best.value), "best_trial": best.number,
+            "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+            "params": params,
+            "overrides": " ".join(as_override(k, v) for k, v in params.items()),
+            "trials": counts,
+        }
+        path = Path(self.best_params_file or Path(cfg.paths.reports) / "hparams_search"
+                    / f"{name}_best.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(summary, sort_keys=False))
+        log.info(f"Best of study '{name}': trial {best.number}, {cfg.objective.metric}="
+                 f"{best.value:.4f} with {summary['overrides']} -> {path}")
+        log_best_to_parent(summary, path)
+
+
+def built(spec: Any) -> Any:
+    """A sampler or pruner: Hydra instantiates nested `_target_` nodes along with the sweeper,
+    but a config node (or None) may still arrive."""
+    if spec is None or not isinstance(spec, dict | DictConfig):
+        return spec
+    from hydra.utils import instantiate
+
+    return instantiate(spec)
+
+
+def reseed_on_resume(study, sampler_config: Any, default_seed: int) -> None:
+    """A seeded sampler made anew would draw its first (random) trials again on resume: seed
+    it with the number of trials already stored, so a resumed search explores new points and
+    is still reproducible."""
+    import optuna
+    from hydra.utils import instantiate
+
+    done = len(study.get_trials(deepcopy=False))
+    if not done:
+        return
+    if sampler_config is None:
+        study.sampler = optuna.samplers.TPESampler(seed=default_seed + done)
+    elif isinstance(sampler_config, DictConfig) and sampler_config.get("seed") is not None:
+        study.sampler = instantiate(sampler_config, seed=int(sampler_config.seed) + done)
+
+
+def storage_url(storage: str | None) -> str:
+    """The study's RDB URL, with a relative sqlite path made absolute (jobs elsewhere)."""
+    from annlab.tracking.sweeps import absolute
+
+    url = absolute(storage or DEFAULT_STORAGE)
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_interrupted(study) -> None:
+    """RUNNING trials whose sweeper on this host is gone (killed, machine restarted) are marked
+    interrupted and FAIL, so a resumed search runs them again; other hosts' trials stay."""
+    import optuna
+
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        who = str(trial.user_attrs.get(OWNER_ATTR, ""))
+        name, _, pid = who.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            mark_interrupted(study, trial.number)
+
+
+def mark_interrupted(study, number: int) -> None:
+    import optuna
+
+    trial = study.get_trials(deepcopy=False)[number]
+    optuna.trial.Trial(study, trial._trial_id).set_user_attr(INTERRUPTED_ATTR, True)
+    study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+
+def counted_trials(study) -> int:
+    """Trials that count toward n_trials: all but waiting and interrupted ones."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state != states.WAITING
+               and not (t.state == states.FAIL and t.user_attrs.get(INTERRUPTED_ATTR)))
+
+
+def tell(study, trial, result, metric: str) -> bool:
+    """Record one job's outcome: its objective, PRUNED, or FAIL (and say why). True when the
+    sampler asks to stop (grid and brute-force samplers, once their space is exhausted)."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    value, state = None, states.FAIL
+    if result.status != JobStatus.COMPLETED:
+        # the job raised: read the exception directly (`return_value` would print it as an
+        # error and re-raise it)
+        err = result._return_value
+        if isinstance(err, optuna.TrialPruned):
+            log.info(f"Trial {trial.number}: {err}")
+            state = states.PRUNED
+        else:
+            reason = f"{type(err).__name__}: {err}"
+            log.warning(f"Trial {trial.number} failed ({reason}); the search goes on.")
+            trial.set_user_attr("failure", reason[:2000])
+    else:
+        returned = result.return_value
+        if isinstance(returned, int | float) and math.isfinite(returned):
+            value, state = float(returned), states.COMPLETE
+            log.info(f"Trial {trial.number}: {metric}={value:.4f} {trial.params}")
+        else:
+            log.warning(f"Trial {trial.number} failed (returned {returned!r} for {metric}); "
+                        "the search goes on.")
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as err:
+        # `Study.stop()` from the sampler outside `optimize`: the state is stored all the same
+        if "Study.stop" not in str(err):
+            raise
+        return True
+    return False
+
+
+def log_best_to_parent(summary: dict[str, Any], path: Path) -> None:
+    """Best params, value and study onto the sweep's MLflow parent run (when there is one)."""
+    from annlab.tracking.sweeps import PARENT_ENV
+
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    from annlab.tracking.store import retry_locked
+
+    client = MlflowClient()
+    metric = summary["objective"]["metric"]
+    params = [Param(f"best.{k}", str(v)[:6000]) for k, v in summary["params"].items()]
+    tags = [RunTag("annlab.optuna.study", summary["study"]),
+            RunTag("annlab.optuna.storage", summary["storage"]),
+            RunTag("annlab.optuna.best_trial", str(summary["best_trial"])),
+            RunTag("annlab.optuna.best_overrides", summary["overrides"])]
+    if summary.get("mlflow_run_id"):
+        tags.append(RunTag("annlab.optuna.best_run_id", summary["mlflow_run_id"]))
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"optuna_best_{metric}", summary["best_value"], now, 0)]
+    metrics += [Metric(f"optuna_trials_{k}", v, now, 0) for k, v in summary["trials"].items()]
+    retry_locked(lambda: client.log_batch(parent, metrics=metrics, params=params, tags=tags))
+    retry_locked(lambda: client.log_artifact(parent, str(path), "hparams_search"))
