@@ -15,13 +15,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from annlab.config.schema import TrackingConfig
+
 CHUNK = 100  # MLflow's log_batch takes at most 100 params and 1,000 metrics per call
 
 
 class DeferredRun:
-    def __init__(self, experiment_name: str, tags: dict[str, str], params: dict[str, Any],
-                 run_name: str | None = None, parent_run_id: str | None = None,
+    def __init__(self, tracking: TrackingConfig, experiment_name: str, tags: dict[str, str],
+                 params: dict[str, Any], run_name: str | None = None,
+                 parent_run_id: str | None = None,
                  on_created: Callable[[Any, str], None] | None = None) -> None:
+        self.tracking = tracking
         self.experiment_name = experiment_name
         self.tags = dict(tags)
         self.params = params
@@ -53,8 +57,9 @@ class DeferredRun:
         from mlflow.entities import Param
         from mlflow.tracking.context.registry import resolve_tags
 
-        from annlab.tracking.store import ensure_experiment, retry_locked
+        from annlab.tracking.store import configure, ensure_experiment, retry_locked
 
+        configure(self.tracking)  # importing MLflow and opening the store: here, off the clock
         client = mlflow.MlflowClient()
         experiment_id = ensure_experiment(self.experiment_name)
         tags = dict(self.tags)
@@ -70,7 +75,6 @@ class DeferredRun:
             retry_locked(lambda chunk=chunk: client.log_batch(run_id, params=chunk))
         if self.on_created is not None:
             self.on_created(client, run_id)
-        _warm_model_logging()
         with self._lock:
             self._run_id = run_id
         self._flush(client)
@@ -162,14 +166,3 @@ class DeferredRun:
                 deferred.log_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})
 
         return MlflowRunCallback()
-
-
-def _warm_model_logging() -> None:
-    """MLflow scans every installed distribution (about 1.5 s) the first time a model's pip
-    requirements are checked; do it here, in the background, not after training."""
-    import contextlib
-
-    with contextlib.suppress(Exception):
-        from mlflow.utils.requirements_utils import _init_packages_to_modules_map
-
-        _init_packages_to_modules_map()

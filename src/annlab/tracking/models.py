@@ -9,6 +9,7 @@ Requirements are given explicitly: inferring them imports TensorFlow in a subpro
 
 from __future__ import annotations
 
+import contextlib
 import os
 from importlib import metadata as importlib_metadata
 from typing import Any
@@ -68,11 +69,38 @@ def log_keras_model(model, example_inputs: Any, registered_model_name: str | Non
                     metadata: dict[str, Any] | None = None):
     """Log `model` with a signature inferred from a few rows and annlab's model metadata
     (task, class names, input mapping); returns the ModelInfo."""
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import infer_signature
 
     example = example_rows(example_inputs)
     outputs = model.predict(example, verbose=0)
     signature = infer_signature(example, outputs)
+    with _requirements_taken_as_given():
+        return _log(model, signature, example, registered_model_name, metadata)
+
+
+@contextlib.contextmanager
+def _requirements_taken_as_given():
+    """Skip MLflow's check that the given requirements match this environment.
+
+    The requirements are read from this very environment (`pip_requirements()`), so the check
+    can only agree; it scans every installed distribution (~1.5 s of CPU per model logged).
+    """
+    import mlflow.utils.environment as environment
+
+    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if original is None:  # another MLflow version: leave it alone
+        yield
+        return
+    environment.warn_dependency_requirement_mismatches = lambda *_args, **_kw: None
+    try:
+        yield
+    finally:
+        environment.warn_dependency_requirement_mismatches = original
+
+
+def _log(model, signature, example, registered_model_name, metadata):
+    from mlflow.models import Model
+
     return Model.log(
         artifact_path=None,
         name=MODEL_NAME,

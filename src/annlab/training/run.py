@@ -112,7 +112,7 @@ def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
         tags = {**lineage.git_tags(), **lineage.dvc_lock_tags(), **(extra_tags or {}),
                 "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
                 "annlab.dataset": splits.meta.name, "annlab.model": cfg.model.name}
-        deferred = DeferredRun(cfg.experiment_name, tags, flatten(to_dict(cfg)),
+        deferred = DeferredRun(cfg.tracking, cfg.experiment_name, tags, flatten(to_dict(cfg)),
                                run_name=cfg.tracking.run_name, parent_run_id=parent_run_id,
                                on_created=_background_setup(cfg, splits))
     from annlab.training.setup import configure_tensorflow
@@ -137,10 +137,7 @@ def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
 
 
 def _background_setup(cfg: Config, splits: Splits):
-    """Work for the run-creating thread: the store, and the training data as an MLflow input."""
-    from annlab.tracking import store
-
-    store.configure(cfg.tracking)
+    """Work for the run-creating thread: the training data as an MLflow input."""
 
     def log_dataset(client, run_id: str) -> None:
         import warnings
