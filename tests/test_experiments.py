@@ -19,14 +19,12 @@ from conftest import ROOT
 from datafiles import write_idx_set, write_statlib
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-REGRESSION = {"california_mlp", "california_dropout", "california_wide_deep",
-              "california_wide_deep_two_inputs", "california_wide_deep_aux",
-              "california_subclassed"}
+REGRESSION = {name for name in EXPERIMENTS if name.startswith("california")}
 AUX = {"california_wide_deep_aux", "california_subclassed"}
 
 
 def small_data_overrides(name: str, data: Path) -> list[str]:
-    if name in ("fashion_mnist_mlp", "mnist_mlp"):
+    if name.startswith(("fashion_mnist", "mnist")):
         return [f"dataset.path={data / 'idx'}", "split.valid_size=20"]
     if name.startswith("california"):
         return [f"dataset.path={data / 'cal_housing.data'}"]

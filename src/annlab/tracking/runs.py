@@ -2,40 +2,17 @@
 
 `with mlflow.start_run()` alone marks Ctrl-C as FAILED and a SIGTERM (the default action)
 kills the process with the run left RUNNING. `run_context` turns both signals into
-`KeyboardInterrupt`, ends the run KILLED, and restores the previous handlers.
+`KeyboardInterrupt` (annlab.signals), ends the run KILLED, and restores the previous handlers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 from collections.abc import Iterator
 from typing import Any
 
 from annlab.errors import AnnlabError
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same cleanup runs."""
-
-
-def _raise_terminated(signum, frame):  # noqa: ARG001
-    raise Terminated(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def interrupts_as_exceptions() -> Iterator[None]:
-    previous = {}
-    for sig, handler in ((signal.SIGTERM, _raise_terminated),
-                         (signal.SIGINT, signal.default_int_handler)):
-        # ValueError: not the main thread (e.g. a Ray or joblib worker thread)
-        with contextlib.suppress(ValueError):
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+from annlab.signals import interrupts_as_exceptions
 
 
 @contextlib.contextmanager

@@ -136,6 +136,9 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
             probe := _ResumeProbe(),
         ]
     all_callbacks += callbacks or []
+    from annlab.signals import safe_interrupt_callback
+
+    all_callbacks.append(safe_interrupt_callback())  # last: after the epoch's backup
     start = time.perf_counter()
     history = model.fit(
         train_inputs, train_targets,

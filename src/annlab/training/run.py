@@ -100,8 +100,8 @@ def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
     resuming lives in `.annlab/state/<config fingerprint>/`: kept when training is
     interrupted, removed when it ends any other way.
     """
+    from annlab.signals import interrupts_as_exceptions
     from annlab.tracking import lineage, store
-    from annlab.tracking.runs import interrupts_as_exceptions
 
     deferred = None
     uri = None
