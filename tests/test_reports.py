@@ -161,7 +161,8 @@ def test_annlab_ui_serves_the_run_with_its_figures(classification_report):
 
 
 def test_regression_report_has_predicted_against_actual(compose, workdir):
-    run_pipeline(compose("dataset=diabetes", "training.epochs=3", "model.n_neurons=16"))
+    run_pipeline(compose("dataset=diabetes", "training.epochs=3", "model.n_neurons=16",
+                         "optimizer=adam", "optimizer.learning_rate=0.01"))
     text = (workdir / "reports" / "report.md").read_text()
     assert "## Predicted against actual, residuals" in text
     assert "Confusion matrix" not in text
