@@ -94,6 +94,15 @@ def project(tmp_path) -> Path:
     return dest
 
 
+def free_port() -> int:
+    """A free TCP port on loopback, for servers the tests start."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def project_env(project: Path, **extra: str) -> dict[str, str]:
     """Subprocess env for a project copy: MLflow's default store in the project root."""
     env = tool_env(extra)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 
 from annlab.config.params import write_params
-from conftest import ROOT, run, tool_env
+from conftest import ROOT, free_port, run, tool_env
 from test_bad_input import assert_one_line_failure, make_project, stage_env, tree_digest
 
 
@@ -126,10 +125,6 @@ def test_same_seed_same_metrics_other_seed_other_metrics(compose, workdir):
     assert first != other
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _eight_jobs(project: Path, env: dict[str, str]) -> None:
@@ -172,7 +167,7 @@ def test_eight_concurrent_jobs_on_an_mlflow_server(tmp_path):
     project = tmp_path / "p"
     project.mkdir()
     shutil.copytree(ROOT / "conf", project / "conf")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",

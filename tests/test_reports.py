@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from annlab.stages.prepare import prepare
 from annlab.stages.report import report
 from annlab.stages.split import split
 from annlab.stages.train import train
-from conftest import tool_env
+from conftest import free_port, tool_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -114,15 +113,11 @@ def test_html_report_renders_in_headless_chromium(classification_report, tmp_pat
     assert pixels.std() > 20, "the screenshot shows content, not a blank page"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_annlab_ui_serves_the_run_with_its_figures(classification_report):
-    port = _free_port()
+    port = free_port()
     store = f"sqlite:///{classification_report / 'mlflow.db'}"
     ui = subprocess.Popen([sys.executable, "-m", "annlab.cli", "ui", "--port", str(port),
                            "--backend-store-uri", store], cwd=classification_report,

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from annlab.errors import AnnlabError
-from conftest import ROOT, project_env, run
+from conftest import ROOT, free_port, project_env, run
 
 TINY = ["training.epochs=2", "model.n_neurons=16", "tracking.log_model=false",
         "training.intra_op_threads=1", "training.inter_op_threads=1"]
@@ -211,10 +210,6 @@ def test_optuna_prunes_bad_trials_and_goes_on_after_failed_ones(project):
 
 # -- Ray ------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ray_env(project: Path) -> dict[str, str]:

@@ -46,7 +46,7 @@ def experiment_runs(experiment_name: str, metric: str, direction: str,
 
 # -- `annlab compare`: the runs of an experiment or a sweep, ranked, as files ------------------
 
-MINIMIZE_HINTS = ("loss", "mse", "mae", "error", "rmse")
+MINIMIZE_HINTS = ("loss", "mse", "mae", "error", "rmse", "seconds")
 MAXIMIZE_HINTS = ("accuracy", "auc", "f1", "precision", "recall", "r2")
 NOISY_PARAMS = ("tracking.", "paths.")  # differ between runs without being a setting of the model
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from annlab.errors import AnnlabError
+from annlab.reporting.compare import guess_direction
 
 DEFAULT_ALIAS = "champion"
-MINIMIZE_HINTS = ("loss", "error", "mse", "mae", "seconds")
-MAXIMIZE_HINTS = ("accuracy", "auc", "r2", "f1", "precision", "recall")
 MODEL_URI_TAG = "annlab.model_uri"
 
 
@@ -44,15 +43,6 @@ class Candidate:
     run: Any
     model_uri: str
     value: float | None = None
-
-
-def guess_direction(metric: str) -> str | None:
-    name = metric.lower()
-    if any(h in name for h in MINIMIZE_HINTS):
-        return "minimize"
-    if any(h in name for h in MAXIMIZE_HINTS):
-        return "maximize"
-    return None
 
 
 def _client():
