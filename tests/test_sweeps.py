@@ -335,8 +335,6 @@ def test_the_books_searches_compose_and_the_sweeper_is_a_hydra_plugin():
     assert "AnnlabOptunaSweeper" in names
     for name, experiment, metric in [("california_optuna", "california_mlp", "val_loss"),
                                      ("fashion_mnist_optuna", "fashion_mnist_mlp", "val_accuracy")]:
-        if not (ROOT / "conf" / "experiment" / f"{experiment}.yaml").is_file():
-            pytest.skip(f"conf/experiment/{experiment}.yaml is not there yet")
         tree = compose_tree([f"hparams_search={name}"], config_dir=ROOT / "conf")
         assert tree.experiment_name == experiment and tree.objective.metric == metric
     from hydra import compose, initialize_config_dir
