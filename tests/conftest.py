@@ -103,6 +103,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_healthy(url: str, process: subprocess.Popen, what: str, seconds: float = 120) -> None:
+    """Poll an MLflow server's /health until it answers; fail if it exits or never does."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(0.5)
+
+
 def project_env(project: Path, **extra: str) -> dict[str, str]:
     """Subprocess env for a project copy: MLflow's default store in the project root."""
     env = tool_env(extra)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from annlab.config.params import write_params
-from conftest import ROOT, free_port, run, tool_env
+from conftest import ROOT, free_port, run, tool_env, wait_until_healthy
 from test_bad_input import assert_one_line_failure, make_project, stage_env, tree_digest
 
 
@@ -175,17 +175,7 @@ def test_eight_concurrent_jobs_on_an_mlflow_server(tmp_path):
         cwd=tmp_path, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     try:
-        import requests
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+        wait_until_healthy(uri, server, "mlflow server")
         _eight_jobs(project, tool_env({"MLFLOW_TRACKING_URI": uri}))
         _assert_eight_finished(uri)
     finally:

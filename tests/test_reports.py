@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from annlab.stages.prepare import prepare
 from annlab.stages.report import report
 from annlab.stages.split import split
 from annlab.stages.train import train
-from conftest import free_port, tool_env
+from conftest import free_port, tool_env, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -125,15 +124,7 @@ def test_annlab_ui_serves_the_run_with_its_figures(classification_report):
                           start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert ui.poll() is None and time.monotonic() < deadline, "the UI did not start"
-            time.sleep(0.5)
+        wait_until_healthy(base, ui, "the UI")
         api = f"{base}/api/2.0/mlflow"
         experiment = requests.get(f"{api}/experiments/get-by-name",
                                   params={"experiment_name": "digits_mlp"}, timeout=10).json()

@@ -66,15 +66,6 @@ def _end(run, status: str, reason: str | None) -> None:
         retry_locked(lambda: mlflow.MlflowClient().set_terminated(run.info.run_id, status))
 
 
-def log_params(flat: dict[str, Any]) -> None:
-    import mlflow
-
-    from annlab.tracking.store import retry_locked
-
-    params = {k: ("null" if v is None else str(v))[:6000] for k, v in flat.items()}
-    retry_locked(lambda: mlflow.log_params(params))
-
-
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     import mlflow
 
