@@ -119,6 +119,7 @@ CASES = [
     Case("n-hidden-negative", "train", "model.n_hidden", ["model.n_hidden=-1"]),
     Case("n-neurons-zero", "train", "model.n_neurons", ["model.n_neurons=0"]),
     Case("test-fraction-above-one", "split", "split.test_size", ["split.test_size=1.5"]),
+    Case("clip-not-positive", "split", "split.clip", ["split.clip=0"]),
     Case("splits-leave-no-training-data", "split", "split.test_size",
          ["split.test_size=0.5", "split.valid_size=0.5"]),
     Case("cross-entropy-on-regression", "train", "training.loss",

@@ -54,6 +54,31 @@ def test_sequential_saves_and_reloads(compose, tmp_path, overrides):
     _assert_round_trip(compose(*overrides), HOUSING_META, tmp_path)
 
 
+@pytest.mark.parametrize("overrides", [("model=mlp",), ("model=wide_deep",),
+                                       ("model=wide_deep", "model.wide_features=[0,1,2]",
+                                        "model.deep_features=[2,3,4,5,6,7]")])
+def test_clipping_bounds_rows_far_outside_the_training_range(compose, tmp_path, overrides):
+    cfg = compose(*overrides, "split.clip=3")
+    model, _ = build_model(cfg, HOUSING_META, _standard_scaler(8))
+    inside = np.zeros((1, 8), dtype=np.float32)
+    inside[0, 5] = 0.5 + 3 * np.sqrt(2.0)  # exactly 3 standard deviations above the mean
+    outlier = inside.copy()
+    outlier[0, 5] = 1_243.0  # California's largest AveOccup
+    predict = lambda m, X: np.asarray(m.predict(model_inputs(cfg, X), verbose=0))  # noqa: E731
+    np.testing.assert_allclose(predict(model, outlier), predict(model, inside), rtol=1e-6)
+    unclipped, _ = build_model(compose(*overrides), HOUSING_META, _standard_scaler(8))
+    unclipped.set_weights(model.get_weights())
+    assert not np.allclose(predict(unclipped, outlier), predict(unclipped, inside))
+    _assert_round_trip(cfg, HOUSING_META, tmp_path)  # built-in layers: loads in safe mode
+
+
+def test_clipping_is_refused_for_models_without_it(compose):
+    from annlab.errors import AnnlabError
+
+    with pytest.raises(AnnlabError, match="split.clip.*model=mlp and model=wide_deep"):
+        compose("model=perceptron", "split.clip=3")
+
+
 def _assert_round_trip(cfg, meta, tmp_path):
     model, _ = build_model(cfg, meta, _standard_scaler(8))
     X = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)

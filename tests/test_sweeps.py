@@ -334,7 +334,8 @@ def test_the_books_searches_compose_and_the_sweeper_is_a_hydra_plugin():
     names = {p.__name__ for p in Plugins.instance().discover(Sweeper)}
     assert "AnnlabOptunaSweeper" in names
     for name, experiment, metric in [("california_optuna", "california_mlp", "val_loss"),
-                                     ("fashion_mnist_optuna", "fashion_mnist_mlp", "val_accuracy")]:
+                                     ("fashion_mnist_optuna", "fashion_mnist_optuna",
+                                      "val_accuracy")]:
         tree = compose_tree([f"hparams_search={name}"], config_dir=ROOT / "conf")
         assert tree.experiment_name == experiment and tree.objective.metric == metric
     from hydra import compose, initialize_config_dir

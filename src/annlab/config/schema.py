@@ -50,6 +50,7 @@ class SplitConfig:
     stratify: bool = True
     scaling: str = "standard"
     rescale_divisor: float = 255.0
+    clip: float | None = None
 
 
 @dataclass
@@ -121,7 +122,7 @@ class TrainingConfig:
     batch_size: int = 32
     loss: str = "auto"
     metrics: Any = "auto"
-    steps_per_execution: int = 32
+    steps_per_execution: int = 128
     verbose: Any = "auto"
     intra_op_threads: int = 0
     inter_op_threads: int = 0
@@ -239,9 +240,14 @@ def check_values(cfg: Config) -> None:
                 f"Received: split.valid_size={split.valid_size}.")
     _expect(split.rescale_divisor > 0,
             f"Expected `split.rescale_divisor` > 0. Received: {split.rescale_divisor}.")
+    _expect(split.clip is None or split.clip > 0,
+            f"Expected `split.clip` > 0 or null. Received: split.clip={split.clip}.")
 
     model = cfg.model
     _one_of("model.name", model.name, MODELS)
+    _expect(split.clip is None or model.name in ("mlp", "wide_deep"),
+            f"Expected `split.clip` to be null for model={model.name}: clipping is built into "
+            f"model=mlp and model=wide_deep. Received: split.clip={split.clip}.")
     _one_of("model.activation", model.activation, ACTIVATIONS)
     _one_of("model.output_activation", model.output_activation, OUTPUT_ACTIVATIONS)
     _expect(model.n_hidden >= 0,

@@ -7,7 +7,7 @@ from typing import Any
 from annlab.config.schema import Config
 from annlab.data.dataset import DatasetMeta
 from annlab.models.heads import Head
-from annlab.models.preprocessing import scaling_layer
+from annlab.models.preprocessing import input_layers
 
 
 def layer_sizes(n_hidden: int, n_neurons: int | list[int]) -> list[int]:
@@ -23,9 +23,9 @@ def build_mlp(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head: Head
 
     model = keras.Sequential(name="mlp")
     model.add(keras.Input(shape=tuple(meta.input_shape), name="features"))
-    scaling = scaling_layer(scaler, meta.input_shape, rescaling=cfg.model.rescaling_layer)
-    if scaling is not None:
-        model.add(scaling)
+    for layer in input_layers(scaler, meta.input_shape, rescaling=cfg.model.rescaling_layer,
+                              clip=cfg.split.clip):
+        model.add(layer)
     model.add(keras.layers.Flatten(name="flatten"))
     for i, units in enumerate(layer_sizes(cfg.model.n_hidden, cfg.model.n_neurons)):
         model.add(keras.layers.Dense(units, activation=cfg.model.activation,

@@ -35,3 +35,26 @@ def scaling_layer(scaler: dict[str, Any], input_shape: list[int], name: str = "s
         axis=axes if len(axes) > 1 else -1,
         mean=mean.reshape(shape), variance=variance.reshape(shape), name=name,
     )
+
+
+def input_layers(scaler: dict[str, Any], input_shape: list[int], name: str = "scaling",
+                 features: list[int] | None = None, rescaling: bool = False,
+                 clip: float | None = None) -> list:
+    """The scaling layer, then, with `clip`, scaled values clipped to [-clip, clip].
+
+    A feature far outside the training range (California's AveOccup reaches 1,243 where the
+    median is 3) makes a ReLU network extrapolate wildly, and a few such rows dominate a
+    test MSE. Clipping uses built-in layers only (x / clip -> hard_tanh -> x * clip), so the
+    saved model still loads in safe mode.
+    """
+    import keras
+
+    scaling = scaling_layer(scaler, input_shape, name=name, features=features,
+                            rescaling=rescaling)
+    layers = [scaling] if scaling is not None else []
+    if clip is not None:
+        prefix = name.removesuffix("scaling")
+        layers += [keras.layers.Rescaling(1.0 / clip, name=f"{prefix}clip_in"),
+                   keras.layers.Activation("hard_tanh", name=f"{prefix}clip"),
+                   keras.layers.Rescaling(clip, name=f"{prefix}clip_out")]
+    return layers

@@ -10,12 +10,15 @@ from annlab.config.schema import Config
 from annlab.data.dataset import DatasetMeta
 from annlab.models.heads import Head
 from annlab.models.mlp import layer_sizes
-from annlab.models.preprocessing import scaling_layer
+from annlab.models.preprocessing import input_layers
 
 
-def _normalized(inputs, scaler, meta: DatasetMeta, name: str, features: list[int] | None):
-    layer = scaling_layer(scaler, meta.input_shape, name=f"{name}_scaling", features=features)
-    return layer(inputs) if layer is not None else inputs
+def _normalized(inputs, scaler, meta: DatasetMeta, name: str, features: list[int] | None,
+                clip: float | None):
+    for layer in input_layers(scaler, meta.input_shape, name=f"{name}_scaling",
+                              features=features, clip=clip):
+        inputs = layer(inputs)
+    return inputs
 
 
 def build_wide_deep(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head: Head):
@@ -27,11 +30,11 @@ def build_wide_deep(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head
         input_wide = keras.Input(shape=(len(m.wide_features),), name="wide")
         input_deep = keras.Input(shape=(len(m.deep_features or []),), name="deep")
         inputs: Any = {"wide": input_wide, "deep": input_deep}
-        wide = _normalized(input_wide, scaler, meta, "wide", m.wide_features)
-        deep = _normalized(input_deep, scaler, meta, "deep", m.deep_features)
+        wide = _normalized(input_wide, scaler, meta, "wide", m.wide_features, cfg.split.clip)
+        deep = _normalized(input_deep, scaler, meta, "deep", m.deep_features, cfg.split.clip)
     else:
         inputs = keras.Input(shape=tuple(meta.input_shape), name="features")
-        wide = deep = _normalized(inputs, scaler, meta, "input", None)
+        wide = deep = _normalized(inputs, scaler, meta, "input", None, cfg.split.clip)
     hidden = deep
     for i, units in enumerate(layer_sizes(m.n_hidden, m.n_neurons)):
         hidden = keras.layers.Dense(units, activation=m.activation,
