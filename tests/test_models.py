@@ -72,6 +72,14 @@ def test_clipping_bounds_rows_far_outside_the_training_range(compose, tmp_path, 
     _assert_round_trip(cfg, HOUSING_META, tmp_path)  # built-in layers: loads in safe mode
 
 
+def test_wide_and_deep_dropout_follows_each_hidden_layer(compose, tmp_path):
+    cfg = compose("model=wide_deep", "model.n_hidden=3", "model.dropout=0.2")
+    model, _ = build_model(cfg, HOUSING_META, _standard_scaler(8))
+    dropouts = [layer for layer in model.layers if layer.name.startswith("dropout_")]
+    assert [d.rate for d in dropouts] == [0.2, 0.2, 0.2]
+    _assert_round_trip(cfg, HOUSING_META, tmp_path)  # dropout is off at inference
+
+
 def test_clipping_is_refused_for_models_without_it(compose):
     from annlab.errors import AnnlabError
 

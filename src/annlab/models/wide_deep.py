@@ -40,6 +40,8 @@ def build_wide_deep(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head
         hidden = keras.layers.Dense(units, activation=m.activation,
                                     kernel_initializer=m.kernel_initializer,
                                     name=f"hidden_{i + 1}")(hidden)
+        if m.dropout > 0:
+            hidden = keras.layers.Dropout(m.dropout, name=f"dropout_{i + 1}")(hidden)
     concat = keras.layers.Concatenate(name="concat")([wide, hidden])
     output = keras.layers.Dense(head.units, activation=head.activation, name="output")(concat)
     if not m.aux_output:
