@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from annlab.data.split import load_splits
 from annlab.errors import AnnlabError
 from annlab.io import atomic_dir, read_json, write_json
 from annlab.stages.common import stage_main
+from annlab.tracking.helper import MlflowHelper
 
 METRICS_FILE = "metrics.json"
 EVALUATION_DIR = "evaluation"
@@ -25,15 +27,19 @@ def evaluate_stage(cfg: Config, data_dir: str | Path | None = None,
     if not run_file.is_file():
         raise AnnlabError(f"'{run_file}' not found: run `dvc repro train` first.")
     run_info = read_json(run_file)
-    from annlab.evaluation.metrics import evaluate
-    from annlab.models.loading import load_keras_model
-    from annlab.training.setup import quiet_tensorflow
+    run_id = run_info.get("run_id") if cfg.tracking.enabled else None
+    with contextlib.ExitStack() as stack:
+        # MLflow imports in a helper process while this one imports TensorFlow.
+        helper = stack.enter_context(MlflowHelper(cfg.tracking)) if run_id else None
+        from annlab.evaluation.metrics import evaluate
+        from annlab.models.loading import load_keras_model
+        from annlab.training.setup import quiet_tensorflow
 
-    quiet_tensorflow()
-    model = load_keras_model(model_dir / "model.keras")
-    result = evaluate(cfg, model, splits)
-    if run_info.get("run_id") and cfg.tracking.enabled:
-        _log_to_run(cfg, run_info["run_id"], result)
+        quiet_tensorflow()
+        model = load_keras_model(model_dir / "model.keras")
+        result = evaluate(cfg, model, splits)
+        if helper is not None:
+            helper.call(log_to_run, run_id, result.metrics, result.details)
     with atomic_dir(reports / EVALUATION_DIR) as tmp:
         write_predictions(tmp / "predictions.csv", result.predictions)
         write_plot_data(tmp, splits.meta.task, result.predictions)
@@ -65,15 +71,15 @@ def write_plot_data(folder: Path, task: str, predictions: dict) -> None:
     write_predictions(folder / "values.csv", empty if classify else pairs)
 
 
-def _log_to_run(cfg: Config, run_id: str, result) -> None:
+def log_to_run(run_id: str, metrics: dict[str, float], details: dict) -> None:
+    """Test metrics and details on the training run (MLflow already configured)."""
     import mlflow
 
-    from annlab.tracking import runs, store
+    from annlab.tracking import runs
 
-    store.configure(cfg.tracking)
     with runs.run_context(run_id=run_id):
-        runs.log_metrics(result.metrics)
-        mlflow.log_dict(result.details, "evaluation/details.json")
+        runs.log_metrics(metrics)
+        mlflow.log_dict(details, "evaluation/details.json")
 
 
 def main() -> None:

@@ -17,27 +17,34 @@ from annlab.io import atomic_dir, atomic_file, read_json
 from annlab.reporting import figures
 from annlab.reporting.report import ReportData, render_html, render_markdown
 from annlab.stages.common import stage_main
+from annlab.tracking.helper import MlflowHelper
 
 FIGURES_DIR = "figures"
 
 
 def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Path | None = None,
            reports_dir: str | Path | None = None) -> str:
-    import pandas as pd
-
     model_dir = Path(model_dir or cfg.paths.models)
     reports = Path(reports_dir or cfg.paths.reports)
     for needed in (model_dir / "history.csv", reports / "metrics.json", model_dir / "run.json"):
         if not needed.is_file():
             raise AnnlabError(f"'{needed}' not found: run `dvc repro evaluate` first.")
+    run_id = read_json(model_dir / "run.json").get("run_id") if cfg.tracking.enabled else None
+    # MLflow imports in a helper process while this one draws the figures.
+    with MlflowHelper(cfg.tracking) if run_id else contextlib.nullcontext() as helper:
+        return _report(cfg, data_dir, model_dir, reports, run_id, helper)
+
+
+def _report(cfg: Config, data_dir: str | Path | None, model_dir: Path, reports: Path,
+            run_id: str | None, helper: MlflowHelper | None) -> str:
+    import pandas as pd
+
     splits = load_splits(data_dir or cfg.paths.processed)
     meta = splits.meta
     history = figures.read_history(model_dir / "history.csv")
     metrics = read_json(reports / "metrics.json")
     details = read_json(reports / "evaluation" / "details.json")
     predictions = pd.read_csv(reports / "evaluation" / "predictions.csv")
-    run_info = read_json(model_dir / "run.json")
-    run_id = run_info.get("run_id")
 
     with atomic_dir(reports / FIGURES_DIR) as tmp:
         made = {"Learning curves": figures.learning_curves(history, tmp / "learning_curves.png",
@@ -62,7 +69,9 @@ def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Pat
             first_rows = [{"actual": f"{a:.3f}", "prediction": f"{p:.3f}"} for a, p in
                           zip(predictions["actual"][:10], predictions["predicted"][:10],
                               strict=True)]
-        comparison, uri = _comparison_and_log(cfg, run_id, list(made.values()))
+        comparison, uri = [], None
+        if helper is not None:
+            comparison, uri = helper.call(comparison_and_log, cfg, run_id, list(made.values()))
         data = ReportData(cfg, meta.to_dict(), metrics, details, made,
                           (model_dir / "summary.txt").read_text(), run_id, uri, comparison,
                           first_rows)
@@ -75,16 +84,15 @@ def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Pat
     return f"report: {len(made)} figures -> {reports / 'report.md'}, {reports / 'report.html'}"
 
 
-def _comparison_and_log(cfg: Config, run_id: str | None, pngs: list[Path]):
-    """Log the figures to the training run and fetch the experiment's runs to compare."""
-    if not (cfg.tracking.enabled and run_id):
-        return [], None
+def comparison_and_log(cfg: Config, run_id: str, pngs: list[Path]):
+    """Log the figures to the training run and fetch the experiment's runs to compare
+    (MLflow already configured)."""
     import mlflow
 
     from annlab.reporting.compare import experiment_runs
-    from annlab.tracking import runs, store
+    from annlab.tracking import runs
 
-    uri = store.configure(cfg.tracking)
+    uri = mlflow.get_tracking_uri()
     with runs.run_context(run_id=run_id):
         for png in pngs:
             mlflow.log_artifact(str(png), artifact_path="figures")
