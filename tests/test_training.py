@@ -68,6 +68,27 @@ def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
     assert "hidden_2/kernel: (300, 100)" in text and "output/bias: (10,)" in text
 
 
+def test_many_steps_per_execution_train_the_same_weights_as_one(compose, workdir):
+    """The default of 128 batches per call is a speed-up only: same history, same weights."""
+    import numpy as np
+
+    from annlab.models.loading import load_keras_model
+
+    results = []
+    for steps in (1, 128):
+        cfg = compose("training.epochs=3", f"training.steps_per_execution={steps}",
+                      "tracking.enabled=false", f"paths.models=models_{steps}")
+        prepare(cfg)
+        split(cfg)
+        train(cfg)
+        model = load_keras_model(Path(f"models_{steps}/model.keras"))
+        results.append((Path(f"models_{steps}/history.csv").read_text(), model.get_weights()))
+    (history_1, weights_1), (history_128, weights_128) = results
+    assert history_1 == history_128
+    for w1, w128 in zip(weights_1, weights_128, strict=True):
+        np.testing.assert_array_equal(w1, w128)
+
+
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """Data-parallel training (tf.distribute.MirroredStrategy) on the CPU split in two; the
