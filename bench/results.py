@@ -1,5 +1,6 @@
 """The chapter's experiments on the real data sets: writes reports/benchmarks.md (a table of
-experiment, command, metric, epochs, wall time) and prints it.
+experiment, command, metric, epochs, wall time), copies it into the README between its
+`results` markers, and prints it.
 
     python bench/results.py --california /path/to/cal_housing.data \
         --fashion /usr/share/datasets/fashion-mnist
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from common import ROOT, keras_home, project_copy, run, temp_dir
 
+START, END = "<!-- results:start -->", "<!-- results:end -->"
 ROWS = [
     # experiment, data flag, metric, target (text), check
     ("fashion_mnist_mlp", "fashion", "test_accuracy", "within 0.01 of the book's 0.885",
@@ -79,6 +81,20 @@ def main() -> None:
     target.write_text("# Results on the real data sets\n\nMeasured on 2 CPU cores with "
                       "`python bench/results.py`.\n\n" + table)
     print(f"\nwritten to {target}")
+    if not args.only:
+        update_readme(ROOT / "README.md", table)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the results table between the README's markers (left alone if they are gone)."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        print(f"{readme}: no {START} / {END} markers; table not copied")
+        return
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+    print(f"written to {readme}")
 
 
 if __name__ == "__main__":

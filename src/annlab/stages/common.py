@@ -40,3 +40,21 @@ def stage_main(name: str, stage: Callable[..., str]) -> None:
     from annlab.config.loading import load_params
 
     run_entry(name, lambda: stage(load_params()))
+    exit_without_teardown()
+
+
+def exit_without_teardown() -> None:
+    """Exit 0 at once after a stage that loaded TensorFlow.
+
+    The interpreter's teardown with TensorFlow loaded (thread pools, thousands of modules)
+    takes 1.5-2 s and holds up `dvc repro`. By now every output is written and closed and the
+    MLflow run has ended; stdio and logging are flushed first.
+    """
+    if "tensorflow" not in sys.modules:
+        return
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
