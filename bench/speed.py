@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--tracking-repeats", type=int, default=2)
     parser.add_argument("--tracking-epochs", type=int, default=10)
+    parser.add_argument("--throughput-repeats", type=int, default=3)
     args = parser.parse_args()
     workdir = temp_dir()
     project = project_copy(workdir)
@@ -107,19 +108,23 @@ def main() -> None:
                     noop_s < 2 and not ran))
     print(out[-1], flush=True)
 
-    # Throughput: the train stage alone, 3 epochs, batch 32 and larger, against plain fit.
-    plain = plain_side(workdir, 3)
-    for batch in (32, 128, 512):
-        _, _, ours_sps = train_stage(project, store, "training.epochs=3",
-                                     f"training.batch_size={batch}")
-        if batch == 32:
-            ratio = ours_sps / plain["samples_per_second"]
-            out.append(line("throughput at batch 32: annlab / plain (samples/s)",
-                            f"{ours_sps:,.0f} / {plain['samples_per_second']:,.0f}"))
-            out.append(line("throughput ratio at batch 32", f"{ratio:.2f}x", ">= 2.5x",
-                            ratio >= 2.5))
-        else:
-            out.append(line(f"throughput at batch {batch} (samples/s)", f"{ours_sps:,.0f}"))
+    # Throughput: the train stage alone, 3 epochs, against plain fit at batch 32, alternating
+    # (the plain script's speed varies by a third from run to run on a shared machine).
+    plains, ours_sps = [], []
+    for _ in range(args.throughput_repeats):
+        plains.append(plain_side(workdir, 3))
+        ours_sps.append(train_stage(project, store, "training.epochs=3",
+                                    "training.batch_size=32")[2])
+    plain_sps = median([p["samples_per_second"] for p in plains])
+    ratio = median(ours_sps) / plain_sps
+    out.append(line("throughput at batch 32: annlab / plain (median samples/s)",
+                    f"{median(ours_sps):,.0f} / {plain_sps:,.0f}"))
+    out.append(line("throughput ratio at batch 32", f"{ratio:.2f}x", ">= 2.5x", ratio >= 2.5))
+    print("\n".join(out[-2:]), flush=True)
+    for batch in (128, 512):
+        _, _, sps = train_stage(project, store, "training.epochs=3",
+                                f"training.batch_size={batch}")
+        out.append(line(f"throughput at batch {batch} (samples/s)", f"{sps:,.0f}"))
         print(out[-1], flush=True)
 
     # Tracking cost and memory: the train stage with and without MLflow, alternating.
@@ -135,9 +140,10 @@ def main() -> None:
     out.append(line("train stage with / without MLflow (median s)",
                     f"{median(with_t):.1f} / {median(without_t):.1f}"))
     out.append(line("tracking cost", f"{cost:.3f}x", "<= 1.03x", cost <= 1.03))
-    mem = median(rss) / plain["rss"]
+    plain_rss = median([p["rss"] for p in plains])
+    mem = median(rss) / plain_rss
     out.append(line("peak RSS train stage / plain script (MB)",
-                    f"{median(rss):.0f} / {plain['rss']:.0f}"))
+                    f"{median(rss):.0f} / {plain_rss:.0f}"))
     out.append(line("memory ratio", f"{mem:.2f}", "<= 0.75", mem <= 0.75))
     print("\n".join(out[-4:]), flush=True)
     (workdir / "speed.txt").write_text("\n".join(out) + "\n")
