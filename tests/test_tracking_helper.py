@@ -4,6 +4,7 @@ as one line, and the stage process itself never imports MLflow."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -43,5 +44,6 @@ def test_helper_runs_mlflow_work_in_a_forked_process(tmp_path):
     assert result["mlflow_imported_here"] is not result["forked"]
     import mlflow
 
-    experiment = mlflow.MlflowClient().get_experiment_by_name("made-by-the-helper")
+    store = mlflow.MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # the helper's
+    experiment = store.get_experiment_by_name("made-by-the-helper")
     assert experiment is not None and experiment.experiment_id == result["experiment_id"]
