@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from annlab.data.split import load_splits
 from annlab.errors import AnnlabError
 from annlab.io import atomic_dir, read_json, write_json
 from annlab.stages.common import stage_main
-from annlab.tracking.helper import MlflowHelper
+from annlab.tracking.helper import helper_for
 
 METRICS_FILE = "metrics.json"
 EVALUATION_DIR = "evaluation"
@@ -28,9 +27,8 @@ def evaluate_stage(cfg: Config, data_dir: str | Path | None = None,
         raise AnnlabError(f"'{run_file}' not found: run `dvc repro train` first.")
     run_info = read_json(run_file)
     run_id = run_info.get("run_id") if cfg.tracking.enabled else None
-    with contextlib.ExitStack() as stack:
-        # MLflow imports in a helper process while this one imports TensorFlow.
-        helper = stack.enter_context(MlflowHelper(cfg.tracking)) if run_id else None
+    # MLflow imports in a helper process while this one imports TensorFlow.
+    with helper_for(cfg.tracking, run_id) as helper:
         from annlab.evaluation.metrics import evaluate
         from annlab.models.loading import load_keras_model
         from annlab.training.setup import quiet_tensorflow

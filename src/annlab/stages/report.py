@@ -17,7 +17,7 @@ from annlab.io import atomic_dir, atomic_file, read_json
 from annlab.reporting import figures
 from annlab.reporting.report import ReportData, render_html, render_markdown
 from annlab.stages.common import stage_main
-from annlab.tracking.helper import MlflowHelper
+from annlab.tracking.helper import MlflowHelper, helper_for
 
 FIGURES_DIR = "figures"
 
@@ -31,7 +31,7 @@ def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Pat
             raise AnnlabError(f"'{needed}' not found: run `dvc repro evaluate` first.")
     run_id = read_json(model_dir / "run.json").get("run_id") if cfg.tracking.enabled else None
     # MLflow imports in a helper process while this one draws the figures.
-    with MlflowHelper(cfg.tracking) if run_id else contextlib.nullcontext() as helper:
+    with helper_for(cfg.tracking, run_id) as helper:
         return _report(cfg, data_dir, model_dir, reports, run_id, helper)
 
 

@@ -10,6 +10,7 @@ is already imported, the work simply runs in this process.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import sys
@@ -65,6 +66,12 @@ class MlflowHelper:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def helper_for(tracking: TrackingConfig, run_id: str | None
+               ) -> contextlib.AbstractContextManager[MlflowHelper | None]:
+    """A started helper when there is a run to log to; otherwise nothing is started (None)."""
+    return MlflowHelper(tracking) if run_id else contextlib.nullcontext()
 
 
 def _serve(conn, parent_end, tracking: TrackingConfig) -> None:
