@@ -16,8 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FASHION_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-PROJECT_FILES = ["conf", "src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore",
-                 ".gitignore", "pyproject.toml"]
+PROJECT_FILES = [
+    "conf",
+    "src",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -29,8 +37,10 @@ def env(**extra: str) -> dict[str, str]:
 
 def require_fashion() -> Path:
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
-        sys.exit(f"Fashion-MNIST IDX files not found in {FASHION_DIR}: "
-                 "`apt-get install dataset-fashion-mnist`, or set FASHION_MNIST_DIR.")
+        sys.exit(
+            f"Fashion-MNIST IDX files not found in {FASHION_DIR}: "
+            "`apt-get install dataset-fashion-mnist`, or set FASHION_MNIST_DIR."
+        )
     return FASHION_DIR
 
 
@@ -58,31 +68,39 @@ def project_copy(workdir: Path, name: str = "project") -> Path:
             shutil.copy2(src, target)
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=bench", "-c", "user.email=bench@annlab.invalid", "commit",
-         "-qm", "bench"], dest)
+    run(
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@annlab.invalid", "commit", "-qm", "bench"],
+        dest,
+    )
     return dest
 
 
-def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(**(extra_env or {})), capture_output=True,
-                          text=True)
+def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(**(extra_env or {})), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-def timed(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None
-          ) -> tuple[float, float, subprocess.CompletedProcess]:
+def timed(
+    cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, subprocess.CompletedProcess]:
     """Wall seconds and peak RSS (MB) of the largest process `cmd` starts."""
-    wrapper = ("import resource, subprocess, sys, json, time;"
-               "t = time.perf_counter(); p = subprocess.run(sys.argv[1:]);"
-               "w = time.perf_counter() - t;"
-               "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss': "
-               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}), "
-               "file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], cwd=cwd,
-                          env=env(**(extra_env or {})), capture_output=True, text=True)
+    wrapper = (
+        "import resource, subprocess, sys, json, time;"
+        "t = time.perf_counter(); p = subprocess.run(sys.argv[1:]);"
+        "w = time.perf_counter() - t;"
+        "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss': "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}), "
+        "file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd],
+        cwd=cwd,
+        env=env(**(extra_env or {})),
+        capture_output=True,
+        text=True,
+    )
     stats = json.loads(proc.stderr.strip().splitlines()[-1])
     if stats["rc"] != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

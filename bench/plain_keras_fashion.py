@@ -30,31 +30,43 @@ def main() -> None:
     tf.config.experimental.enable_op_determinism()
     fashion_mnist = keras.datasets.fashion_mnist
     (X_train_full, y_train_full), (X_test, y_test) = fashion_mnist.load_data()
-    X_valid, X_train = X_train_full[:5000] / 255., X_train_full[5000:] / 255.
+    X_valid, X_train = X_train_full[:5000] / 255.0, X_train_full[5000:] / 255.0
     y_valid, y_train = y_train_full[:5000], y_train_full[5000:]
-    X_test = X_test / 255.
+    X_test = X_test / 255.0
 
-    model = keras.models.Sequential([
-        keras.Input(shape=[28, 28]),
-        keras.layers.Flatten(),
-        keras.layers.Dense(300, activation="relu"),
-        keras.layers.Dense(100, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.models.Sequential(
+        [
+            keras.Input(shape=[28, 28]),
+            keras.layers.Flatten(),
+            keras.layers.Dense(300, activation="relu"),
+            keras.layers.Dense(100, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
     fit_start = time.perf_counter()
-    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(X_valid, y_valid), verbose=0)
+    history = model.fit(
+        X_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X_valid, y_valid),
+        verbose=0,
+    )
     fit_seconds = time.perf_counter() - fit_start
     test_loss, test_accuracy = model.evaluate(X_test, y_test, verbose=0)
-    print(json.dumps({
-        "val_accuracy": history.history["val_accuracy"],
-        "test_accuracy": test_accuracy,
-        "fit_seconds": fit_seconds,
-        "samples_per_second": len(X_train) * args.epochs / fit_seconds,
-        "wall_seconds": time.perf_counter() - start,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "val_accuracy": history.history["val_accuracy"],
+                "test_accuracy": test_accuracy,
+                "fit_seconds": fit_seconds,
+                "samples_per_second": len(X_train) * args.epochs / fit_seconds,
+                "wall_seconds": time.perf_counter() - start,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

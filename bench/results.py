@@ -22,20 +22,33 @@ from common import ROOT, keras_home, project_copy, run, temp_dir
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 ROWS = [
     # experiment, data flag, metric, target (text), check
-    ("fashion_mnist_mlp", "fashion", "test_accuracy", "within 0.01 of the book's 0.885",
-     lambda v: abs(v - 0.885) <= 0.01),
+    (
+        "fashion_mnist_mlp",
+        "fashion",
+        "test_accuracy",
+        "within 0.01 of the book's 0.885",
+        lambda v: abs(v - 0.885) <= 0.01,
+    ),
     ("fashion_mnist_tuned", "fashion", "test_accuracy", ">= 0.90", lambda v: v >= 0.90),
     ("california_mlp", "california", "test_mse", "(the book's MLP)", None),
-    ("california_tuned", "california", "test_mse", "<= 0.27 (book's search: CV MSE 0.319)",
-     lambda v: v <= 0.27),
+    (
+        "california_tuned",
+        "california",
+        "test_mse",
+        "<= 0.27 (book's search: CV MSE 0.319)",
+        lambda v: v <= 0.27,
+    ),
 ]
 
 
 def run_experiment(project: Path, name: str, data: str, store: str) -> dict:
     out = project / "outputs" / name
     start = time.perf_counter()
-    run(["annlab-train", f"experiment={name}", f"dataset.path={data}",
-         f"hydra.run.dir={out}"], project, {"MLFLOW_TRACKING_URI": store})
+    run(
+        ["annlab-train", f"experiment={name}", f"dataset.path={data}", f"hydra.run.dir={out}"],
+        project,
+        {"MLFLOW_TRACKING_URI": store},
+    )
     wall = time.perf_counter() - start
     metrics = json.loads((out / "reports" / "metrics.json").read_text())
     history = (out / "models" / "history.csv").read_text().strip().splitlines()
@@ -51,8 +64,10 @@ def main() -> None:
     workdir = temp_dir()
     project = project_copy(workdir)
     store = f"sqlite:///{workdir / 'mlflow.db'}"
-    lines = ["| experiment | command | metric | target | epochs | wall time (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| experiment | command | metric | target | epochs | wall time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, kind, metric, target, check in ROWS:
         if args.only and name not in args.only:
             continue
@@ -61,25 +76,33 @@ def main() -> None:
         value = result["metrics"][metric]
         verdict = "" if check is None else (" ✔" if check(value) else " ✘")
         command = f"`annlab-train experiment={name} dataset.path=...`"
-        lines.append(f"| {name} | {command} | {metric} = {value:.4f}{verdict} | {target} | "
-                     f"{result['epochs']} | {result['wall']:.0f} |")
+        lines.append(
+            f"| {name} | {command} | {metric} = {value:.4f}{verdict} | {target} | "
+            f"{result['epochs']} | {result['wall']:.0f} |"
+        )
         print(lines[-1], flush=True)
         if name == "fashion_mnist_mlp":
-            plain = run(["python", str(ROOT / "bench" / "plain_keras_fashion.py"), "--epochs",
-                         str(result["epochs"])], workdir,
-                        {"KERAS_HOME": str(keras_home(workdir))})
+            plain = run(
+                ["python", str(ROOT / "bench" / "plain_keras_fashion.py"), "--epochs", str(result["epochs"])],
+                workdir,
+                {"KERAS_HOME": str(keras_home(workdir))},
+            )
             numbers = json.loads(plain.stdout.strip().splitlines()[-1])
             same = abs(numbers["test_accuracy"] - value) < 5e-4
-            lines.append(f"| book's plain Keras script, same seed | "
-                         f"`python bench/plain_keras_fashion.py` | test_accuracy = "
-                         f"{numbers['test_accuracy']:.4f}{' ✔' if same else ' ✘'} | equal to "
-                         f"annlab's | {result['epochs']} | {numbers['wall_seconds']:.0f} |")
+            lines.append(
+                f"| book's plain Keras script, same seed | "
+                f"`python bench/plain_keras_fashion.py` | test_accuracy = "
+                f"{numbers['test_accuracy']:.4f}{' ✔' if same else ' ✘'} | equal to "
+                f"annlab's | {result['epochs']} | {numbers['wall_seconds']:.0f} |"
+            )
             print(lines[-1], flush=True)
     table = "\n".join(lines) + "\n"
     target = ROOT / "reports" / "benchmarks.md"
     target.parent.mkdir(exist_ok=True)
-    target.write_text("# Results on the real data sets\n\nMeasured on 2 CPU cores with "
-                      "`python bench/results.py`.\n\n" + table)
+    target.write_text(
+        "# Results on the real data sets\n\nMeasured on 2 CPU cores with "
+        "`python bench/results.py`.\n\n" + table
+    )
     print(f"\nwritten to {target}")
     if not args.only:
         update_readme(ROOT / "README.md", table)

@@ -28,35 +28,43 @@ TRAIN_ROWS = 55_000
 
 def params(project, *overrides: str) -> None:
     fashion = require_fashion()
-    run(["annlab", "params", "experiment=fashion_mnist_mlp", f"dataset.path={fashion}",
-         *overrides], project)
+    run(["annlab", "params", "experiment=fashion_mnist_mlp", f"dataset.path={fashion}", *overrides], project)
 
 
 def pipeline_side(project, store: str) -> dict:
     wall, rss, _ = timed(["dvc", "repro", "-f"], project, {"MLFLOW_TRACKING_URI": store})
     history = pd.read_csv(project / "models" / "history.csv")
     run_info = json.loads((project / "models" / "run.json").read_text())
-    return {"wall": wall, "rss": rss, "val_accuracy": float(history["val_accuracy"].iloc[-1]),
-            "run_id": run_info["run_id"]}
+    return {
+        "wall": wall,
+        "rss": rss,
+        "val_accuracy": float(history["val_accuracy"].iloc[-1]),
+        "run_id": run_info["run_id"],
+    }
 
 
 def plain_side(workdir, epochs: int) -> dict:
     from common import ROOT
 
-    wall, rss, proc = timed(["python", str(ROOT / "bench" / "plain_keras_fashion.py"),
-                             "--epochs", str(epochs)], workdir,
-                            {"KERAS_HOME": str(keras_home(workdir))})
+    wall, rss, proc = timed(
+        ["python", str(ROOT / "bench" / "plain_keras_fashion.py"), "--epochs", str(epochs)],
+        workdir,
+        {"KERAS_HOME": str(keras_home(workdir))},
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall": wall, "rss": rss, "val_accuracy": result["val_accuracy"][-1],
-            "samples_per_second": result["samples_per_second"],
-            "test_accuracy": result["test_accuracy"]}
+    return {
+        "wall": wall,
+        "rss": rss,
+        "val_accuracy": result["val_accuracy"][-1],
+        "samples_per_second": result["samples_per_second"],
+        "test_accuracy": result["test_accuracy"],
+    }
 
 
 def train_stage(project, store: str, *overrides: str) -> tuple[float, float, float]:
     """Wall time, peak RSS and samples/s of `python -m annlab.stages.train` alone."""
     params(project, *overrides)
-    wall, rss, proc = timed(["python", "-m", "annlab.stages.train"], project,
-                            {"MLFLOW_TRACKING_URI": store})
+    wall, rss, proc = timed(["python", "-m", "annlab.stages.train"], project, {"MLFLOW_TRACKING_URI": store})
     match = re.search(r"(\d+) epochs in ([\d.]+)s", proc.stdout)
     epochs, seconds = int(match.group(1)), float(match.group(2))
     return wall, rss, TRAIN_ROWS * epochs / seconds
@@ -83,20 +91,24 @@ def main() -> None:
             plain.append(plain_side(workdir, epochs))
         ratio = median([o["wall"] for o in ours]) / median([p["wall"] for p in plain])
         target = 0.5 if epochs >= 30 else 0.6
-        same = {round(o["val_accuracy"], 3) for o in ours} == {
-            round(p["val_accuracy"], 3) for p in plain}
+        same = {round(o["val_accuracy"], 3) for o in ours} == {round(p["val_accuracy"], 3) for p in plain}
         out += [
-            line(f"end to end, {epochs} epochs: dvc repro (median s)",
-                 f"{median([o['wall'] for o in ours]):.1f}"),
-            line(f"end to end, {epochs} epochs: plain script (median s)",
-                 f"{median([p['wall'] for p in plain]):.1f}"),
-            line(f"end to end, {epochs} epochs: ratio", f"{ratio:.2f}", f"<= {target}",
-                 ratio <= target),
-            line(f"validation accuracy, {epochs} epochs: annlab / plain",
-                 f"{ours[0]['val_accuracy']:.4f} / {plain[0]['val_accuracy']:.4f}",
-                 "equal to 3 decimals", same),
-            line(f"test accuracy (plain script), {epochs} epochs",
-                 f"{plain[0]['test_accuracy']:.4f}"),
+            line(
+                f"end to end, {epochs} epochs: dvc repro (median s)",
+                f"{median([o['wall'] for o in ours]):.1f}",
+            ),
+            line(
+                f"end to end, {epochs} epochs: plain script (median s)",
+                f"{median([p['wall'] for p in plain]):.1f}",
+            ),
+            line(f"end to end, {epochs} epochs: ratio", f"{ratio:.2f}", f"<= {target}", ratio <= target),
+            line(
+                f"validation accuracy, {epochs} epochs: annlab / plain",
+                f"{ours[0]['val_accuracy']:.4f} / {plain[0]['val_accuracy']:.4f}",
+                "equal to 3 decimals",
+                same,
+            ),
+            line(f"test accuracy (plain script), {epochs} epochs", f"{plain[0]['test_accuracy']:.4f}"),
         ]
         print("\n".join(out[-5:]), flush=True)
 
@@ -104,8 +116,11 @@ def main() -> None:
     noop = run(["dvc", "repro"], project, {"MLFLOW_TRACKING_URI": store})
     noop_s = time.perf_counter() - start
     ran = re.findall(r"Running stage", noop.stdout)
-    out.append(line("no-op dvc repro (s), stages run", f"{noop_s:.2f}, {len(ran)}", "< 2 s, 0",
-                    noop_s < 2 and not ran))
+    out.append(
+        line(
+            "no-op dvc repro (s), stages run", f"{noop_s:.2f}, {len(ran)}", "< 2 s, 0", noop_s < 2 and not ran
+        )
+    )
     print(out[-1], flush=True)
 
     # Throughput: the train stage alone, 3 epochs, against plain fit at batch 32, alternating
@@ -113,17 +128,19 @@ def main() -> None:
     plains, ours_sps = [], []
     for _ in range(args.throughput_repeats):
         plains.append(plain_side(workdir, 3))
-        ours_sps.append(train_stage(project, store, "training.epochs=3",
-                                    "training.batch_size=32")[2])
+        ours_sps.append(train_stage(project, store, "training.epochs=3", "training.batch_size=32")[2])
     plain_sps = median([p["samples_per_second"] for p in plains])
     ratio = median(ours_sps) / plain_sps
-    out.append(line("throughput at batch 32: annlab / plain (median samples/s)",
-                    f"{median(ours_sps):,.0f} / {plain_sps:,.0f}"))
+    out.append(
+        line(
+            "throughput at batch 32: annlab / plain (median samples/s)",
+            f"{median(ours_sps):,.0f} / {plain_sps:,.0f}",
+        )
+    )
     out.append(line("throughput ratio at batch 32", f"{ratio:.2f}x", ">= 2.5x", ratio >= 2.5))
     print("\n".join(out[-2:]), flush=True)
     for batch in (128, 512):
-        _, _, sps = train_stage(project, store, "training.epochs=3",
-                                f"training.batch_size={batch}")
+        _, _, sps = train_stage(project, store, "training.epochs=3", f"training.batch_size={batch}")
         out.append(line(f"throughput at batch {batch} (samples/s)", f"{sps:,.0f}"))
         print(out[-1], flush=True)
 
@@ -137,13 +154,15 @@ def main() -> None:
         wall, _, _ = train_stage(project, store, epochs, "tracking.enabled=false")
         without_t.append(wall)
     cost = median(with_t) / median(without_t)
-    out.append(line("train stage with / without MLflow (median s)",
-                    f"{median(with_t):.1f} / {median(without_t):.1f}"))
+    out.append(
+        line(
+            "train stage with / without MLflow (median s)", f"{median(with_t):.1f} / {median(without_t):.1f}"
+        )
+    )
     out.append(line("tracking cost", f"{cost:.3f}x", "<= 1.03x", cost <= 1.03))
     plain_rss = median([p["rss"] for p in plains])
     mem = median(rss) / plain_rss
-    out.append(line("peak RSS train stage / plain script (MB)",
-                    f"{median(rss):.0f} / {plain_rss:.0f}"))
+    out.append(line("peak RSS train stage / plain script (MB)", f"{median(rss):.0f} / {plain_rss:.0f}"))
     out.append(line("memory ratio", f"{mem:.2f}", "<= 0.75", mem <= 0.75))
     print("\n".join(out[-4:]), flush=True)
     (workdir / "speed.txt").write_text("\n".join(out) + "\n")

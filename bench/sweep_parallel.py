@@ -33,11 +33,13 @@ JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 def annlab_train(workdir: Path, args: list[str], store: str) -> float:
     """Run `annlab-train` in `workdir`; return its wall time in seconds."""
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{workdir / store}",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=f"sqlite:///{workdir / store}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     start = time.perf_counter()
-    proc = subprocess.run(["annlab-train", *args], cwd=workdir, env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run(["annlab-train", *args], cwd=workdir, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"annlab-train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
@@ -69,10 +71,14 @@ def cpu_parallelism(n: int = 15_000_000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="rounds, alternating the variants; the best time of each counts")
-    parser.add_argument("--oversubscribed", action="store_true",
-                        help="also time joblib with TensorFlow's default thread counts")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="rounds, alternating the variants; the best time of each counts"
+    )
+    parser.add_argument(
+        "--oversubscribed",
+        action="store_true",
+        help="also time joblib with TensorFlow's default thread counts",
+    )
     args = parser.parse_args()
     common = [*GRID, f"training.epochs={args.epochs}", "training.verbose=0"]
     variants = {
@@ -85,10 +91,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="annlab-bench-") as tmp:
         workdir = Path(tmp)
         shutil.copytree(ROOT / "conf", workdir / "conf")
-        annlab_train(workdir, ["training.epochs=1", "tracking.enabled=false",
-                               "hydra.run.dir=outputs/warmup"], "warmup.db")
-        print(f"8-job sweep on digits ({args.epochs} epochs per job), {os.cpu_count()} cores; "
-              f"2 CPU-bound processes side by side run {cpu_parallelism():.2f}x faster here now")
+        annlab_train(
+            workdir,
+            ["training.epochs=1", "tracking.enabled=false", "hydra.run.dir=outputs/warmup"],
+            "warmup.db",
+        )
+        print(
+            f"8-job sweep on digits ({args.epochs} epochs per job), {os.cpu_count()} cores; "
+            f"2 CPU-bound processes side by side run {cpu_parallelism():.2f}x faster here now"
+        )
         for round_ in range(args.repeat):
             order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
             for i, name in enumerate(order):
@@ -97,11 +108,15 @@ def main() -> None:
         sequential = min(next(iter(times.values())))
         for name, values in times.items():
             shown = ", ".join(f"{v:.1f}" for v in values)
-            print(f"{name:46s} best {min(values):6.1f} s  (runs: {shown}; "
-                  f"ratio {sequential / min(values):.2f}x)")
+            print(
+                f"{name:46s} best {min(values):6.1f} s  (runs: {shown}; "
+                f"ratio {sequential / min(values):.2f}x)"
+            )
         ratio = sequential / min(times["joblib n_jobs=2, 1 thread per job"])
-        print(f"ratio sequential / parallel: {ratio:.2f}x (target >= 1.5x: "
-              f"{'met' if ratio >= 1.5 else 'NOT met'})")
+        print(
+            f"ratio sequential / parallel: {ratio:.2f}x (target >= 1.5x: "
+            f"{'met' if ratio >= 1.5 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,7 @@ IDX_NAMES = {
 
 def idx_bytes(array: np.ndarray) -> bytes:
     assert array.dtype == np.uint8
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + array.tobytes()
 
 
@@ -32,7 +31,7 @@ def write_idx_set(folder: Path, n_train: int = 120, n_test: int = 40, seed: int 
         y = (np.arange(n) % 10).astype(np.uint8)
         X = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
         for i, label in enumerate(y):
-            X[i, label * 2: label * 2 + 3, :] = 250
+            X[i, label * 2 : label * 2 + 3, :] = 250
         (folder / IDX_NAMES[f"X{part}"]).write_bytes(gzip.compress(idx_bytes(X)))
         (folder / IDX_NAMES[f"y{part}"]).write_bytes(gzip.compress(idx_bytes(y)))
     return folder
@@ -43,12 +42,19 @@ def statlib_rows(n: int = 400, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     households = rng.uniform(100, 1000, n)
     income = rng.uniform(0.5, 15, n)
-    rows = np.column_stack([
-        rng.uniform(-124, -114, n), rng.uniform(32, 42, n), rng.integers(1, 52, n),
-        households * rng.uniform(3, 7, n), households * rng.uniform(0.8, 1.3, n),
-        households * rng.uniform(2, 4, n), households, income,
-        np.clip(income * 40000 + rng.normal(0, 20000, n), 15000, 500001),
-    ])
+    rows = np.column_stack(
+        [
+            rng.uniform(-124, -114, n),
+            rng.uniform(32, 42, n),
+            rng.integers(1, 52, n),
+            households * rng.uniform(3, 7, n),
+            households * rng.uniform(0.8, 1.3, n),
+            households * rng.uniform(2, 4, n),
+            households,
+            income,
+            np.clip(income * 40000 + rng.normal(0, 20000, n), 15000, 500001),
+        ]
+    )
     return rows
 
 

@@ -27,14 +27,30 @@ from conftest import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 IRIS = ("dataset=iris", "training.epochs=3", "optimizer=adam", "optimizer.learning_rate=0.01")
-DIABETES = ("dataset=diabetes", "training.epochs=3", "optimizer=adam",
-            "optimizer.learning_rate=0.01", "objective.metric=val_loss",
-            "objective.direction=minimize")
-WIDE_DEEP = (*DIABETES, "model.name=wide_deep", "++model.wide_features=[0,1,2,3,4]",
-             "++model.deep_features=[2,3,4,5,6,7,8,9]", "++model.aux_output=true",
-             "model.n_neurons=[30]", "model.n_hidden=2")
-SUBCLASSED = (*DIABETES, "model.name=wide_deep_subclassed", "++model.wide_features=[0,1,2,3,4]",
-              "++model.deep_features=[2,3,4,5,6,7]", "model.n_neurons=[30]")
+DIABETES = (
+    "dataset=diabetes",
+    "training.epochs=3",
+    "optimizer=adam",
+    "optimizer.learning_rate=0.01",
+    "objective.metric=val_loss",
+    "objective.direction=minimize",
+)
+WIDE_DEEP = (
+    *DIABETES,
+    "model.name=wide_deep",
+    "++model.wide_features=[0,1,2,3,4]",
+    "++model.deep_features=[2,3,4,5,6,7,8,9]",
+    "++model.aux_output=true",
+    "model.n_neurons=[30]",
+    "model.n_hidden=2",
+)
+SUBCLASSED = (
+    *DIABETES,
+    "model.name=wide_deep_subclassed",
+    "++model.wide_features=[0,1,2,3,4]",
+    "++model.deep_features=[2,3,4,5,6,7]",
+    "model.n_neurons=[30]",
+)
 DIGITS = ("dataset=digits", "training.epochs=2", "model.n_neurons=[64,32]")
 
 
@@ -74,8 +90,9 @@ def compose(*overrides: str):
     return compose_config(list(overrides), config_dir=ROOT / "conf")
 
 
-def train_small(root: Path, *overrides: str, parent_run_id: str | None = None,
-                evaluate: bool = True) -> Trained:
+def train_small(
+    root: Path, *overrides: str, parent_run_id: str | None = None, evaluate: bool = True
+) -> Trained:
     """prepare -> split -> train -> evaluate into `root`, as `dvc repro` would."""
     from annlab.stages.evaluate import evaluate_stage
     from annlab.stages.prepare import prepare
@@ -121,28 +138,38 @@ def raw_table(trained: Trained, path: Path, extra: bool = True) -> Path:
     return path
 
 
-
-
 @contextlib.contextmanager
-def mlflow_server(model_uri: str, env: dict[str, str], log: Path,
-                  timeout: float = 180) -> Iterator[str]:
+def mlflow_server(model_uri: str, env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
     """`mlflow models serve` on a free loopback port; yields its base URL once /ping answers,
     and stops its whole process group (uvicorn workers included) afterwards."""
     import requests
 
     port = free_port()
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
-           "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"mlflow models serve exited {proc.returncode}:\n"
-                                     f"{log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"mlflow models serve exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
             try:
                 if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                     break

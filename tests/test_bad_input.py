@@ -28,8 +28,7 @@ def stage_env(project: Path, **extra: str) -> dict[str, str]:
 
 
 def run_stage(project: Path, stage: str, env: dict[str, str] | None = None, check: bool = True):
-    return run(["python", "-m", f"annlab.stages.{stage}"], project, env or stage_env(project),
-                check=check)
+    return run(["python", "-m", f"annlab.stages.{stage}"], project, env or stage_env(project), check=check)
 
 
 def make_project(root: Path, overrides: list[str], stages: list[str]) -> Path:
@@ -44,10 +43,12 @@ def make_project(root: Path, overrides: list[str], stages: list[str]) -> Path:
 def projects(tmp_path_factory) -> dict[str, Path]:
     """The default pipeline run once (digits, 2 epochs), and a prepared regression data set."""
     return {
-        "digits": make_project(tmp_path_factory.mktemp("digits"), [],
-                               ["prepare", "split", "train", "evaluate", "report"]),
-        "diabetes": make_project(tmp_path_factory.mktemp("diabetes"), ["dataset=diabetes"],
-                                 ["prepare", "split"]),
+        "digits": make_project(
+            tmp_path_factory.mktemp("digits"), [], ["prepare", "split", "train", "evaluate", "report"]
+        ),
+        "diabetes": make_project(
+            tmp_path_factory.mktemp("diabetes"), ["dataset=diabetes"], ["prepare", "split"]
+        ),
     }
 
 
@@ -73,6 +74,7 @@ def _csv(text: str) -> Callable[[Path], str]:
         path = inputs / "table.csv"
         path.write_text(text)
         return str(path)
+
     return make
 
 
@@ -81,6 +83,7 @@ def _frame(frame: pd.DataFrame) -> Callable[[Path], str]:
         path = inputs / "table.csv"
         frame.to_csv(path, index=False)
         return str(path)
+
     return make
 
 
@@ -95,6 +98,7 @@ def _idx(damage: str) -> Callable[[Path], str]:
             labels = np.full(20, 12, dtype=np.uint8)  # class 12 of a 10-class output layer
             (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
         return str(folder)
+
     return make
 
 
@@ -120,28 +124,63 @@ CASES = [
     Case("n-neurons-zero", "train", "model.n_neurons", ["model.n_neurons=0"]),
     Case("test-fraction-above-one", "split", "split.test_size", ["split.test_size=1.5"]),
     Case("clip-not-positive", "split", "split.clip", ["split.clip=0"]),
-    Case("splits-leave-no-training-data", "split", "split.test_size",
-         ["split.test_size=0.5", "split.valid_size=0.5"]),
-    Case("cross-entropy-on-regression", "train", "training.loss",
-         ["training.loss=sparse_categorical_crossentropy"], project="diabetes"),
-    Case("missing-data-path", "prepare", "dataset.path",
-         ["dataset=fashion_mnist", "dataset.path=/nonexistent/fashion"]),
-    Case("csv-without-target", "prepare", "dataset.target", [TABLE, "dataset.target=label"],
-         _frame(pd.DataFrame({"a": [1.0, 2.0], "b": [0, 1]}))),
-    Case("non-numeric-features", "prepare", "not numeric", [TABLE, "dataset.target=y"],
-         _frame(pd.DataFrame({"a": ["red", "blue"], "y": [0, 1]}))),
-    Case("nan-in-features", "prepare", "NaN", [TABLE, "dataset.target=y"],
-         _frame(pd.DataFrame({"a": [1.0, np.nan, 2.0], "y": [0, 1, 0]}))),
-    Case("infinite-features", "prepare", "infinite", [TABLE, "dataset.target=y"],
-         _frame(pd.DataFrame({"a": [1.0, np.inf, 2.0], "y": [0, 1, 0]}))),
-    Case("labels-out-of-range", "prepare", "class labels", ["dataset=fashion_mnist"],
-         _idx("labels")),
+    Case(
+        "splits-leave-no-training-data",
+        "split",
+        "split.test_size",
+        ["split.test_size=0.5", "split.valid_size=0.5"],
+    ),
+    Case(
+        "cross-entropy-on-regression",
+        "train",
+        "training.loss",
+        ["training.loss=sparse_categorical_crossentropy"],
+        project="diabetes",
+    ),
+    Case(
+        "missing-data-path",
+        "prepare",
+        "dataset.path",
+        ["dataset=fashion_mnist", "dataset.path=/nonexistent/fashion"],
+    ),
+    Case(
+        "csv-without-target",
+        "prepare",
+        "dataset.target",
+        [TABLE, "dataset.target=label"],
+        _frame(pd.DataFrame({"a": [1.0, 2.0], "b": [0, 1]})),
+    ),
+    Case(
+        "non-numeric-features",
+        "prepare",
+        "not numeric",
+        [TABLE, "dataset.target=y"],
+        _frame(pd.DataFrame({"a": ["red", "blue"], "y": [0, 1]})),
+    ),
+    Case(
+        "nan-in-features",
+        "prepare",
+        "NaN",
+        [TABLE, "dataset.target=y"],
+        _frame(pd.DataFrame({"a": [1.0, np.nan, 2.0], "y": [0, 1, 0]})),
+    ),
+    Case(
+        "infinite-features",
+        "prepare",
+        "infinite",
+        [TABLE, "dataset.target=y"],
+        _frame(pd.DataFrame({"a": [1.0, np.inf, 2.0], "y": [0, 1, 0]})),
+    ),
+    Case("labels-out-of-range", "prepare", "class labels", ["dataset=fashion_mnist"], _idx("labels")),
     Case("empty-data-file", "prepare", "empty", [TABLE, "dataset.target=y"], _csv("")),
-    Case("truncated-idx-file", "prepare", "truncated", ["dataset=fashion_mnist"],
-         _idx("truncate")),
-    Case("wide-deep-indices-out-of-range", "train", "model.wide_features",
-         ["model.name=wide_deep", "+model.wide_features=[0,1,42]",
-          "+model.deep_features=[2,3]"], project="diabetes"),
+    Case("truncated-idx-file", "prepare", "truncated", ["dataset=fashion_mnist"], _idx("truncate")),
+    Case(
+        "wide-deep-indices-out-of-range",
+        "train",
+        "model.wide_features",
+        ["model.name=wide_deep", "+model.wide_features=[0,1,42]", "+model.deep_features=[2,3]"],
+        project="diabetes",
+    ),
     Case("misspelled-key", "train", "training.epoch", ["+training.epoch=3"]),
     Case("wrong-type", "train", "training.epochs", ["training.epochs=many"]),
     Case("output-path-outside-project", "train", "paths.models", ["paths.models=/tmp/elsewhere"]),
@@ -158,8 +197,9 @@ def test_bad_input_is_one_line_and_leaves_nothing_behind(projects, case, tmp_pat
     good_params = (project / "params.yaml").read_bytes()
     try:
         try:
-            write_params(project / "params.yaml", ["training.epochs=2", *overrides],
-                         config_dir=project / "conf")
+            write_params(
+                project / "params.yaml", ["training.epochs=2", *overrides], config_dir=project / "conf"
+            )
         except Exception:  # a value conf/ cannot even compose: hand-edit params.yaml instead
             key, _, value = overrides[-1].partition("=")
             text = good_params.decode().replace("epochs: 2", f"epochs: {value}")
@@ -227,10 +267,16 @@ def test_unreachable_tracking_server_fails_fast(projects):
 
 def test_hydra_app_bad_override_is_one_line(projects, tmp_path):
     project = projects["digits"]
-    for args, expected in ((["dataset=cifar"], "dataset/cifar"),
-                           (["optimizer.learning_rate=0"], "optimizer.learning_rate")):
-        proc = run(["annlab-train", *args, f"hydra.run.dir={tmp_path / 'out'}"], project,
-                   stage_env(project), check=False)
+    for args, expected in (
+        (["dataset=cifar"], "dataset/cifar"),
+        (["optimizer.learning_rate=0"], "optimizer.learning_rate"),
+    ):
+        proc = run(
+            ["annlab-train", *args, f"hydra.run.dir={tmp_path / 'out'}"],
+            project,
+            stage_env(project),
+            check=False,
+        )
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 1 and len(lines) == 1 and expected in lines[0], proc.stderr
         assert not (tmp_path / "out").exists(), "no output folder for a run that never started"

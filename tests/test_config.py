@@ -35,22 +35,25 @@ def test_overrides_compose_like_dvc_exp_run(compose):
     assert cfg.dataset.name == "iris"
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ("training.epochs=0", "training.epochs"),
-    ("training.batch_size=-1", "training.batch_size"),
-    ("optimizer.learning_rate=0", "optimizer.learning_rate"),
-    ("model.n_hidden=-1", "model.n_hidden"),
-    ("model.n_neurons=0", "model.n_neurons"),
-    ("model.activation=swishy", "model.activation"),
-    ("optimizer.name=adamw2", "optimizer.name"),
-    ("model.name=transformer", "model.name"),
-    ("dataset.name=cifar", "dataset.name"),
-    ("split.test_size=1.5", "split.test_size"),
-    ("split.valid_size=0", "split.valid_size"),
-    ("training.loss=hinge", "training.loss"),
-    ("paths.models=/etc", "paths.models"),
-    ("paths.reports=../outside", "paths.reports"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("training.epochs=0", "training.epochs"),
+        ("training.batch_size=-1", "training.batch_size"),
+        ("optimizer.learning_rate=0", "optimizer.learning_rate"),
+        ("model.n_hidden=-1", "model.n_hidden"),
+        ("model.n_neurons=0", "model.n_neurons"),
+        ("model.activation=swishy", "model.activation"),
+        ("optimizer.name=adamw2", "optimizer.name"),
+        ("model.name=transformer", "model.name"),
+        ("dataset.name=cifar", "dataset.name"),
+        ("split.test_size=1.5", "split.test_size"),
+        ("split.valid_size=0", "split.valid_size"),
+        ("training.loss=hinge", "training.loss"),
+        ("paths.models=/etc", "paths.models"),
+        ("paths.reports=../outside", "paths.reports"),
+    ],
+)
 def test_bad_values_fail_with_the_key_named(compose, override, expected):
     with pytest.raises(AnnlabError) as err:
         compose(override)

@@ -39,12 +39,19 @@ def test_keras_loader_reads_its_cache_under_keras_home(tmp_path):
     """keras.datasets.fashion_mnist.load_data() finds files in $KERAS_HOME and downloads
     nothing; KERAS_HOME is read when keras is imported, hence a fresh process."""
     write_idx_set(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=20, n_test=10)
-    code = ("from annlab.config.schema import DatasetConfig;"
-            "from annlab.data.sources import load_source;"
-            "d = load_source(DatasetConfig(name='fashion_mnist'));"
-            "print(d.X.shape, d.X_test.shape, d.meta.source)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=tool_env({"KERAS_HOME": str(tmp_path / "keras")}), check=True)
+    code = (
+        "from annlab.config.schema import DatasetConfig;"
+        "from annlab.data.sources import load_source;"
+        "d = load_source(DatasetConfig(name='fashion_mnist'));"
+        "print(d.X.shape, d.X_test.shape, d.meta.source)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=tool_env({"KERAS_HOME": str(tmp_path / "keras")}),
+        check=True,
+    )
     assert "(20, 28, 28) (10, 28, 28) keras.datasets.fashion_mnist" in out.stdout
 
 
@@ -74,7 +81,7 @@ def test_statlib_file_gives_scikit_learns_features(tmp_path):
     data = load_source(DatasetConfig(name="california_housing", path=str(path)))
     raw = statlib_rows(50)
     assert data.meta.feature_names == FEATURES
-    np.testing.assert_allclose(data.X[:, 0], raw[:, 7], rtol=1e-5)            # MedInc
+    np.testing.assert_allclose(data.X[:, 0], raw[:, 7], rtol=1e-5)  # MedInc
     np.testing.assert_allclose(data.X[:, 2], raw[:, 3] / raw[:, 6], rtol=1e-4)  # AveRooms
     np.testing.assert_allclose(data.y, raw[:, 8] / 100000, rtol=1e-5)
 
@@ -84,8 +91,7 @@ def test_statlib_archive_and_scikit_learn_fetcher_agree(tmp_path, monkeypatch):
     path = write_statlib(tmp_path / "CaliforniaHousing" / "cal_housing.data", n=60)
     with tarfile.open(tmp_path / "cal_housing.tgz", "w:gz") as archive:
         archive.add(path, arcname="CaliforniaHousing/cal_housing.data")
-    from_tgz = load_source(DatasetConfig(name="california_housing",
-                                         path=str(tmp_path / "cal_housing.tgz")))
+    from_tgz = load_source(DatasetConfig(name="california_housing", path=str(tmp_path / "cal_housing.tgz")))
     write_sklearn_california_cache(tmp_path / "sklearn", n=60)
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn"))
     fetched = load_source(DatasetConfig(name="california_housing"))
@@ -95,25 +101,38 @@ def test_statlib_archive_and_scikit_learn_fetcher_agree(tmp_path, monkeypatch):
 
 def test_tabular_csv_and_parquet_infer_the_task(tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40),
-                          "label": ["cat", "dog"] * 20, "price": rng.uniform(1, 9, 40)})
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=40),
+            "b": rng.normal(size=40),
+            "label": ["cat", "dog"] * 20,
+            "price": rng.uniform(1, 9, 40),
+        }
+    )
     frame.to_csv(tmp_path / "pets.csv", index=False)
     frame.to_parquet(tmp_path / "pets.parquet")
-    cls = load_source(DatasetConfig(name="tabular", path=str(tmp_path / "pets.csv"),
-                                    target="label", features=["a", "b"]))
+    cls = load_source(
+        DatasetConfig(name="tabular", path=str(tmp_path / "pets.csv"), target="label", features=["a", "b"])
+    )
     assert cls.meta.task == "binary" and cls.meta.class_names == ["cat", "dog"]
     assert cls.X.shape == (40, 2)
-    reg = load_source(DatasetConfig(name="tabular", path=str(tmp_path / "pets.parquet"),
-                                    target="price", features=["a", "b"]))
+    reg = load_source(
+        DatasetConfig(
+            name="tabular", path=str(tmp_path / "pets.parquet"), target="price", features=["a", "b"]
+        )
+    )
     assert reg.meta.task == "regression" and reg.y.dtype == np.float32
 
 
-@pytest.mark.parametrize(("frame", "target", "message"), [
-    (pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}), "label", "not a column"),
-    (pd.DataFrame({"a": ["x", "y"], "y": [0, 1]}), "y", "not numeric"),
-    (pd.DataFrame({"a": [1.0, np.nan, 3.0], "y": [0, 1, 0]}), "y", "NaN or infinite"),
-    (pd.DataFrame({"a": [1.0, np.inf, 3.0], "y": [0, 1, 0]}), "y", "NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    ("frame", "target", "message"),
+    [
+        (pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}), "label", "not a column"),
+        (pd.DataFrame({"a": ["x", "y"], "y": [0, 1]}), "y", "not numeric"),
+        (pd.DataFrame({"a": [1.0, np.nan, 3.0], "y": [0, 1, 0]}), "y", "NaN or infinite"),
+        (pd.DataFrame({"a": [1.0, np.inf, 3.0], "y": [0, 1, 0]}), "y", "NaN or infinite"),
+    ],
+)
 def test_bad_tabular_files_are_refused(tmp_path, frame, target, message):
     frame.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(AnnlabError, match=message):
@@ -131,7 +150,8 @@ def test_empty_and_missing_files_are_refused(tmp_path):
 
 
 def test_binary_task_and_feature_subset_on_iris():
-    data = load_source(DatasetConfig(name="iris", task="binary",
-                                     features=["petal length (cm)", "petal width (cm)"]))
+    data = load_source(
+        DatasetConfig(name="iris", task="binary", features=["petal length (cm)", "petal width (cm)"])
+    )
     assert data.X.shape == (150, 2) and set(data.y.tolist()) == {0, 1}
     assert int(data.y.sum()) == 50 and data.meta.class_names == ["not setosa", "setosa"]

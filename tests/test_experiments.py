@@ -41,9 +41,17 @@ def data(tmp_path_factory) -> Path:
 
 def test_every_example_of_the_chapter_is_an_experiment():
     assert set(EXPERIMENTS) == {
-        "fashion_mnist_mlp", "california_mlp", "california_wide_deep",
-        "california_wide_deep_two_inputs", "california_wide_deep_aux", "california_subclassed",
-        "iris_perceptron", "iris_mlp", "mnist_mlp", "california_dropout", "digits_mlp",
+        "fashion_mnist_mlp",
+        "california_mlp",
+        "california_wide_deep",
+        "california_wide_deep_two_inputs",
+        "california_wide_deep_aux",
+        "california_subclassed",
+        "iris_perceptron",
+        "iris_mlp",
+        "mnist_mlp",
+        "california_dropout",
+        "digits_mlp",
         *[e for e in EXPERIMENTS if e.endswith("_tuned")],
     }
 
@@ -92,8 +100,9 @@ def test_experiment_runs_and_is_tracked(name, compose, workdir, data):
 
 
 def test_fashion_replica_has_the_books_parameter_count_and_classes(compose, workdir, data):
-    cfg = compose("experiment=fashion_mnist_mlp", "training.epochs=1",
-                  *small_data_overrides("fashion_mnist_mlp", data))
+    cfg = compose(
+        "experiment=fashion_mnist_mlp", "training.epochs=1", *small_data_overrides("fashion_mnist_mlp", data)
+    )
     prepare(cfg)
     split(cfg)
     train(cfg)
@@ -102,8 +111,7 @@ def test_fashion_replica_has_the_books_parameter_count_and_classes(compose, work
     assert "hidden_1/kernel: (784, 300)" in summary
     meta = json.loads(Path("models/meta.json").read_text())
     assert meta["class_names"][0] == "T-shirt/top" and meta["class_names"][9] == "Ankle boot"
-    assert json.loads(Path("data/processed/scaler.json").read_text()) == {
-        "kind": "rescale", "divisor": 255.0}
+    assert json.loads(Path("data/processed/scaler.json").read_text()) == {"kind": "rescale", "divisor": 255.0}
 
 
 def test_perceptron_matches_scikit_learn(compose, workdir):
@@ -119,7 +127,7 @@ def test_perceptron_matches_scikit_learn(compose, workdir):
     splits = load_splits("data/processed")
     clf = Perceptron(random_state=cfg.seed).fit(*splits.train)
     X = np.concatenate([splits.valid[0], splits.test[0]])
-    keras_pred = (load_keras_model("models/model.keras").predict(X, verbose=0)[:, 0] > 0.5)
+    keras_pred = load_keras_model("models/model.keras").predict(X, verbose=0)[:, 0] > 0.5
     np.testing.assert_array_equal(keras_pred.astype(int), clf.predict(X))
     assert splits.meta.class_names == ["not setosa", "setosa"]
 
@@ -134,23 +142,32 @@ def test_subclassed_model_loads_as_pyfunc_in_a_fresh_process(compose, workdir, d
     from annlab.models.build import model_inputs
     from conftest import tool_env
 
-    cfg = compose("experiment=california_subclassed", "training.epochs=1",
-                  *small_data_overrides("california_subclassed", data))
+    cfg = compose(
+        "experiment=california_subclassed",
+        "training.epochs=1",
+        *small_data_overrides("california_subclassed", data),
+    )
     prepare(cfg)
     split(cfg)
     train(cfg)
     run = mlflow.get_run(json.loads(Path("models/run.json").read_text())["run_id"])
     inputs = model_inputs(cfg, load_splits("data/processed").test[0][:4])
     np.savez("inputs.npz", **inputs)
-    code = ("import sys, json, mlflow, numpy as np\n"
-            "assert 'annlab' not in sys.modules\n"
-            "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
-            "inputs = dict(np.load('inputs.npz'))\n"
-            "out = model.predict(inputs)\n"
-            "out = out.item() if getattr(out, 'dtype', None) == object else out\n"
-            "print(json.dumps({k: np.asarray(v).tolist() for k, v in out.items()}))\n")
-    proc = subprocess.run([sys.executable, "-c", code, run.data.tags["annlab.model_uri"]],
-                          capture_output=True, text=True, env=tool_env())
+    code = (
+        "import sys, json, mlflow, numpy as np\n"
+        "assert 'annlab' not in sys.modules\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "inputs = dict(np.load('inputs.npz'))\n"
+        "out = model.predict(inputs)\n"
+        "out = out.item() if getattr(out, 'dtype', None) == object else out\n"
+        "print(json.dumps({k: np.asarray(v).tolist() for k, v in out.items()}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, run.data.tags["annlab.model_uri"]],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     served = json.loads(proc.stdout.strip().splitlines()[-1])
     expected = load_keras_model("models/model.keras").predict(inputs, verbose=0)

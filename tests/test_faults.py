@@ -52,9 +52,14 @@ def prepared(tmp_path) -> Path:
 def test_interrupted_training_is_killed_and_resumes(prepared, tmp_path, signum):
     project = prepared
     before = tree_digest(project)
-    proc = subprocess.Popen([sys.executable, "-m", "annlab.stages.train"], cwd=project,
-                            env=stage_env(project), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annlab.stages.train"],
+        cwd=project,
+        env=stage_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while _epochs_done(project) < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -87,16 +92,18 @@ def test_interrupted_training_is_killed_and_resumes(prepared, tmp_path, signum):
     # equality is not expected: after a restore the data are shuffled from a fresh iterator.
     straight = make_project(tmp_path / "straight", LONG_TRAINING, ["prepare", "split", "train"])
     reference = pd.read_csv(straight / "models" / "history.csv")
-    assert history["val_accuracy"].iloc[-1] == pytest.approx(
-        reference["val_accuracy"].iloc[-1], abs=0.05)
+    assert history["val_accuracy"].iloc[-1] == pytest.approx(reference["val_accuracy"].iloc[-1], abs=0.05)
     assert history["val_loss"].iloc[-1] == pytest.approx(reference["val_loss"].iloc[-1], rel=0.3)
 
 
 @pytest.mark.slow
 def test_nan_loss_fails_the_run_with_the_reason(prepared):
     project = prepared
-    write_params(project / "params.yaml", ["training.epochs=5", "optimizer.learning_rate=1e12"],
-                 config_dir=project / "conf")
+    write_params(
+        project / "params.yaml",
+        ["training.epochs=5", "optimizer.learning_rate=1e12"],
+        config_dir=project / "conf",
+    )
     before = tree_digest(project)
     proc = run(["python", "-m", "annlab.stages.train"], project, stage_env(project), check=False)
     assert_one_line_failure(proc, "train", "loss became nan")
@@ -125,13 +132,24 @@ def test_same_seed_same_metrics_other_seed_other_metrics(compose, workdir):
     assert first != other
 
 
-
-
 def _eight_jobs(project: Path, env: dict[str, str]) -> None:
-    jobs = [subprocess.Popen(["annlab-train", "training.epochs=2", "model.n_neurons=16",
-                              f"seed={i}", f"hydra.run.dir=outputs/job{i}"], cwd=project,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i in range(8)]
+    jobs = [
+        subprocess.Popen(
+            [
+                "annlab-train",
+                "training.epochs=2",
+                "model.n_neurons=16",
+                f"seed={i}",
+                f"hydra.run.dir=outputs/job{i}",
+            ],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
     for job in jobs:
         _, err = job.communicate(timeout=600)
         assert job.returncode == 0, err[-3000:]
@@ -169,10 +187,27 @@ def test_eight_concurrent_jobs_on_an_mlflow_server(tmp_path):
     shutil.copytree(ROOT / "conf", project / "conf")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "2"],
-        cwd=tmp_path, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(uri, server, "mlflow server")

@@ -26,8 +26,13 @@ from lifecycle_support import (
 )
 
 pytestmark = pytest.mark.slow  # trains real models once per module
-MODELS = {"iris": IRIS, "diabetes": DIABETES, "wide_deep": WIDE_DEEP, "subclassed": SUBCLASSED,
-          "digits": DIGITS}
+MODELS = {
+    "iris": IRIS,
+    "diabetes": DIABETES,
+    "wide_deep": WIDE_DEEP,
+    "subclassed": SUBCLASSED,
+    "digits": DIGITS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +107,14 @@ def test_predict_on_raw_rows_equals_evaluate(trained, name, workdir):
         np.testing.assert_allclose(predicted["probability"], theirs["output"].max(axis=1), rtol=1e-6)
     else:
         np.testing.assert_allclose(predicted["predicted"], evaluated["predicted"], rtol=1e-5)
-        np.testing.assert_array_equal(predicted["predicted"].to_numpy(np.float32),
-                                      theirs["output"].reshape(-1))
+        np.testing.assert_array_equal(
+            predicted["predicted"].to_numpy(np.float32), theirs["output"].reshape(-1)
+        )
     if name in ("wide_deep", "subclassed"):
         assert list(predicted.columns) == ["predicted", "aux_output"]
-        np.testing.assert_array_equal(predicted["aux_output"].to_numpy(np.float32),
-                                      theirs["aux_output"].reshape(-1))
+        np.testing.assert_array_equal(
+            predicted["aux_output"].to_numpy(np.float32), theirs["aux_output"].reshape(-1)
+        )
     if not model.meta["is_image"]:
         assert "ignored columns ['id', 'target']" in summary
 
@@ -128,7 +135,8 @@ def test_predict_from_run_id_and_parquet(trained, use_store, workdir):
 
 def write_idx(path, images: np.ndarray) -> None:
     header = struct.pack(">BBBB", 0, 0, 0x08, images.ndim) + b"".join(
-        struct.pack(">I", d) for d in images.shape)
+        struct.pack(">I", d) for d in images.shape
+    )
     with gzip.open(path, "wb") as handle:
         handle.write(header + images.astype(np.uint8).tobytes())
 
@@ -149,8 +157,10 @@ def test_predict_images_from_idx_and_flat_npy(trained, workdir):
     assert idx.equals(pd.read_csv(workdir / "flat.csv"))
     assert "top5_probability" in idx.columns and "top6" not in idx.columns
     assert pd.read_csv(workdir / "one.csv").iloc[0].equals(idx.iloc[0])
-    assert idx["predicted"].astype(str).tolist() == \
-        model.evaluate_predictions()["predicted"].astype(str).tolist()
+    assert (
+        idx["predicted"].astype(str).tolist()
+        == model.evaluate_predictions()["predicted"].astype(str).tolist()
+    )
 
 
 def test_cli_predict_and_its_error_line(trained, workdir):
@@ -158,15 +168,28 @@ def test_cli_predict_and_its_error_line(trained, workdir):
     exit 1 on a file with a missing column."""
     model = trained["iris"]
     data = raw_table(model, workdir / "new.csv")
-    ok = run(["annlab", "predict", str(data), "--model", str(model.models / "model.keras"),
-              "--output", "out.csv", "--top-k", "2"], workdir, tool_env())
+    ok = run(
+        [
+            "annlab",
+            "predict",
+            str(data),
+            "--model",
+            str(model.models / "model.keras"),
+            "--output",
+            "out.csv",
+            "--top-k",
+            "2",
+        ],
+        workdir,
+        tool_env(),
+    )
     assert ok.stdout.startswith("predict: 30 rows of") and "-> out.csv" in ok.stdout
     columns = pd.read_csv(workdir / "out.csv").columns.tolist()
-    assert columns == ["predicted", "probability", "top1", "top1_probability", "top2",
-                       "top2_probability"]
+    assert columns == ["predicted", "probability", "top1", "top1_probability", "top2", "top2_probability"]
     pd.read_csv(data).drop(columns=["petal width (cm)"]).to_csv(workdir / "bad.csv", index=False)
-    bad = run(["annlab", "predict", "bad.csv", "--model", str(model.models)], workdir,
-              tool_env(), check=False)
+    bad = run(
+        ["annlab", "predict", "bad.csv", "--model", str(model.models)], workdir, tool_env(), check=False
+    )
     assert bad.returncode == 1
     lines = [line for line in bad.stderr.splitlines() if line.startswith("annlab predict")]
     assert len(lines) == 1, bad.stderr
@@ -185,31 +208,51 @@ def _set(column, row, value):
     def edit(frame):
         frame[column] = frame[column].astype(object)
         frame.loc[row, column] = value
+
     return edit
 
 
 BAD_INPUTS = {
-    "missing column": ("iris", lambda m, d: _table(m, d, lambda f: f.drop(columns=["sepal length (cm)"],
-                                                                          inplace=True)),
-                       ["bad.csv", "'sepal length (cm)'", "named as in training"]),
-    "non-numeric": ("iris", lambda m, d: _table(m, d, _set("sepal width (cm)", 2, "wide")),
-                    ["bad.csv", "non-numeric", "row 3", "'wide'"]),
-    "missing value": ("diabetes", lambda m, d: _table(m, d, _set("bmi", 4, None)),
-                      ["bad.csv", "'bmi'", "missing", "row 5"]),
-    "wrong feature count": ("iris", lambda m, d: _npy(d, np.zeros((3, 5))),
-                            ["x.npy", "shape (5,)", "(n, 4)"]),
-    "wrong image shape": ("digits", lambda m, d: _npy(d, np.zeros((2, 28, 28), np.uint8)),
-                          ["x.npy", "images of shape (28, 28)", "(n, 8, 8)"]),
+    "missing column": (
+        "iris",
+        lambda m, d: _table(m, d, lambda f: f.drop(columns=["sepal length (cm)"], inplace=True)),
+        ["bad.csv", "'sepal length (cm)'", "named as in training"],
+    ),
+    "non-numeric": (
+        "iris",
+        lambda m, d: _table(m, d, _set("sepal width (cm)", 2, "wide")),
+        ["bad.csv", "non-numeric", "row 3", "'wide'"],
+    ),
+    "missing value": (
+        "diabetes",
+        lambda m, d: _table(m, d, _set("bmi", 4, None)),
+        ["bad.csv", "'bmi'", "missing", "row 5"],
+    ),
+    "wrong feature count": (
+        "iris",
+        lambda m, d: _npy(d, np.zeros((3, 5))),
+        ["x.npy", "shape (5,)", "(n, 4)"],
+    ),
+    "wrong image shape": (
+        "digits",
+        lambda m, d: _npy(d, np.zeros((2, 28, 28), np.uint8)),
+        ["x.npy", "images of shape (28, 28)", "(n, 8, 8)"],
+    ),
     "text array": ("digits", lambda m, d: _npy(d, np.array([["a"] * 64])), ["x.npy", "numeric"]),
-    "nan in array": ("iris", lambda m, d: _npy(d, np.array([[1.0, np.nan, 2.0, 3.0]])),
-                     ["x.npy", "NaN"]),
+    "nan in array": ("iris", lambda m, d: _npy(d, np.array([[1.0, np.nan, 2.0, 3.0]])), ["x.npy", "NaN"]),
     "empty table": ("iris", lambda m, d: _text(d / "e.csv", ""), ["e.csv", "empty"]),
-    "header only": ("iris", lambda m, d: _text(d / "h.csv", ",".join(m.meta["feature_names"]) + "\n"),
-                    ["h.csv", "no rows"]),
+    "header only": (
+        "iris",
+        lambda m, d: _text(d / "h.csv", ",".join(m.meta["feature_names"]) + "\n"),
+        ["h.csv", "no rows"],
+    ),
     "unknown format": ("iris", lambda m, d: _text(d / "x.json", "{}"), ["x.json", ".csv"]),
     "no such file": ("iris", lambda m, d: d / "nope.csv", ["nope.csv", "does not exist"]),
-    "corrupt idx": ("digits", lambda m, d: _text(d / "images-idx3-ubyte", "garbage"),
-                    ["images-idx3-ubyte", "IDX"]),
+    "corrupt idx": (
+        "digits",
+        lambda m, d: _text(d / "images-idx3-ubyte", "garbage"),
+        ["images-idx3-ubyte", "IDX"],
+    ),
 }
 
 
@@ -310,8 +353,7 @@ def test_export_savedmodel_predicts_the_same(trained, name, workdir):
     X, _ = model.test_split()
     saved = tf.saved_model.load(str(first))
     inputs = model_inputs(model.meta, X)
-    inputs = {k: tf.constant(v) for k, v in inputs.items()} if isinstance(inputs, dict) \
-        else tf.constant(X)
+    inputs = {k: tf.constant(v) for k, v in inputs.items()} if isinstance(inputs, dict) else tf.constant(X)
     served = saved.serve(inputs)
     served = served if isinstance(served, dict) else {"output": served}
     theirs = evaluate_outputs(model)

@@ -38,21 +38,28 @@ def lab(tmp_path_factory, store_uri):
     """Experiment `iris_lab`: three runs at different learning rates, plus a sweep (parent run
     with two children); experiment `diabetes_wd`: one two-input Wide & Deep run."""
     root = tmp_path_factory.mktemp("lab")
-    common = (*IRIS, "experiment_name=iris_lab", "objective.metric=val_loss",
-              "objective.direction=minimize")
+    common = (*IRIS, "experiment_name=iris_lab", "objective.metric=val_loss", "objective.direction=minimize")
     with tracking_store(store_uri):
-        runs = [train_small(root / f"lr{lr}", *common, f"optimizer.learning_rate={lr}")
-                for lr in LEARNING_RATES]
+        runs = [
+            train_small(root / f"lr{lr}", *common, f"optimizer.learning_rate={lr}") for lr in LEARNING_RATES
+        ]
         mlflow.set_tracking_uri(store_uri)
         experiment = mlflow.get_experiment_by_name("iris_lab").experiment_id
         parent = mlflow.MlflowClient().create_run(experiment, run_name="sweep").info.run_id
         mlflow.MlflowClient().set_terminated(parent, "FINISHED")
-        children = [train_small(root / f"child{n}", *common, f"model.n_neurons=[{n}]",
-                                parent_run_id=parent) for n in (8, 16)]
+        children = [
+            train_small(root / f"child{n}", *common, f"model.n_neurons=[{n}]", parent_run_id=parent)
+            for n in (8, 16)
+        ]
         wide_deep = train_small(root / "wd", *WIDE_DEEP, "experiment_name=diabetes_wd")
         subclassed = train_small(root / "sub", *SUBCLASSED, "experiment_name=diabetes_sub")
-    return {"runs": runs, "parent": parent, "children": children, "wide_deep": wide_deep,
-            "subclassed": subclassed}
+    return {
+        "runs": runs,
+        "parent": parent,
+        "children": children,
+        "wide_deep": wide_deep,
+        "subclassed": subclassed,
+    }
 
 
 @pytest.fixture
@@ -140,8 +147,11 @@ def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, st
     from annlab.serving.request import write_request
 
     env = tool_env({"MLFLOW_TRACKING_URI": store_uri})
-    for trained, experiment in ((lab["wide_deep"], "diabetes_wd"), (lab["runs"][1], "iris_lab"),
-                                (lab["subclassed"], "diabetes_sub")):
+    for trained, experiment in (
+        (lab["wide_deep"], "diabetes_wd"),
+        (lab["runs"][1], "iris_lab"),
+        (lab["subclassed"], "diabetes_sub"),
+    ):
         promote(run_id=trained.run_id, name=f"{experiment}_served")
         uri = f"models:/{experiment}_served@champion"
         data = raw_table(trained, workdir / f"{experiment}.csv")
@@ -150,15 +160,18 @@ def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, st
         write_request(uri, data, workdir / f"{experiment}.json")
         body = (workdir / f"{experiment}.json").read_text()
         with mlflow_server(uri, env, workdir / f"{experiment}.log") as url:
-            answer = requests.post(f"{url}/invocations", data=body, timeout=60,
-                                   headers={"Content-Type": "application/json"})
+            answer = requests.post(
+                f"{url}/invocations", data=body, timeout=60, headers={"Content-Type": "application/json"}
+            )
         assert answer.status_code == 200, answer.text[:2000]
         predictions = answer.json()["predictions"]
         if experiment != "iris_lab":  # two outputs, by name
-            np.testing.assert_allclose(np.asarray(predictions["output"]).ravel(),
-                                       expected["predicted"], rtol=1e-6)
-            np.testing.assert_allclose(np.asarray(predictions["aux_output"]).ravel(),
-                                       expected["aux_output"], rtol=1e-6)
+            np.testing.assert_allclose(
+                np.asarray(predictions["output"]).ravel(), expected["predicted"], rtol=1e-6
+            )
+            np.testing.assert_allclose(
+                np.asarray(predictions["aux_output"]).ravel(), expected["aux_output"], rtol=1e-6
+            )
         else:  # class probabilities, in class order
             proba = np.asarray(predictions)
             names = np.asarray(json.loads((trained.models / "meta.json").read_text())["class_names"])

@@ -33,9 +33,15 @@ def test_push_remove_pull_and_nothing_to_rerun(project, tmp_path):
     assert "deleted" in missing.stdout, missing.stdout
 
     run(["dvc", "pull"], project, env)
-    for path in ["data/raw/arrays.npz", "data/processed/scaler.json", "models/model.keras",
-                 "models/meta.json", "models/run.json", "reports/evaluation/predictions.csv",
-                 "reports/figures/learning_curves.png"]:
+    for path in [
+        "data/raw/arrays.npz",
+        "data/processed/scaler.json",
+        "models/model.keras",
+        "models/meta.json",
+        "models/run.json",
+        "reports/evaluation/predictions.csv",
+        "reports/figures/learning_curves.png",
+    ]:
         assert (project / path).is_file(), path
     status = run(["dvc", "status"], project, env)
     assert "up to date" in status.stdout, status.stdout

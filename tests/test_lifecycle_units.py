@@ -13,10 +13,14 @@ from annlab.serving.predict import prediction_columns
 from annlab.serving.registry import guess_direction
 from annlab.serving.request import serving_request
 
-TABLE_META = {"task": "regression", "feature_names": ["a", "b", "c"], "input_shape": [3],
-              "is_image": False}
-IMAGE_META = {"task": "multiclass", "feature_names": [f"p{i}" for i in range(4)],
-              "input_shape": [2, 2], "is_image": True, "class_names": ["x", "y"]}
+TABLE_META = {"task": "regression", "feature_names": ["a", "b", "c"], "input_shape": [3], "is_image": False}
+IMAGE_META = {
+    "task": "multiclass",
+    "feature_names": [f"p{i}" for i in range(4)],
+    "input_shape": [2, 2],
+    "is_image": True,
+    "class_names": ["x", "y"],
+}
 
 
 def test_tables_are_matched_by_column_name(tmp_path):
@@ -49,15 +53,23 @@ def test_classification_columns_binary_and_top_k():
     cols = prediction_columns({"output": np.array([[0.2], [0.9]])}, meta, top_k=5)
     assert cols["predicted"].tolist() == ["no", "yes"]
     np.testing.assert_allclose(cols["probability"], [0.8, 0.9])
-    assert list(cols) == ["predicted", "probability", "top1", "top1_probability", "top2",
-                          "top2_probability"]  # top-k stops at the number of classes
+    assert list(cols) == [
+        "predicted",
+        "probability",
+        "top1",
+        "top1_probability",
+        "top2",
+        "top2_probability",
+    ]  # top-k stops at the number of classes
     multi = {"task": "multiclass", "class_names": ["a", "b", "c"]}
-    cols = prediction_columns({"output": np.array([[0.1, 0.7, 0.2]]),
-                               "aux_output": np.array([[0.6, 0.3, 0.1]])}, multi, top_k=2)
+    cols = prediction_columns(
+        {"output": np.array([[0.1, 0.7, 0.2]]), "aux_output": np.array([[0.6, 0.3, 0.1]])}, multi, top_k=2
+    )
     assert (cols["predicted"][0], cols["top2"][0], cols["aux_output_predicted"][0]) == ("b", "c", "a")
     assert "top3" not in cols and "aux_output_top1" not in cols
-    labels = prediction_columns({"output": np.array([[0.7, 0.1, 0.9]])},
-                                {"task": "multilabel", "class_names": ["a", "b", "c"]})
+    labels = prediction_columns(
+        {"output": np.array([[0.7, 0.1, 0.9]])}, {"task": "multilabel", "class_names": ["a", "b", "c"]}
+    )
     assert labels["predicted"][0] == "a;c" and labels["top1"][0] == "c"
     with pytest.raises(AnnlabError, match="top-k"):
         prediction_columns({"output": np.array([[0.5]])}, meta, top_k=0)
@@ -65,11 +77,13 @@ def test_classification_columns_binary_and_top_k():
 
 def test_regression_columns_one_per_output_and_target():
     meta = {"task": "regression", "target_names": ["price"]}
-    cols = prediction_columns({"output": np.array([[1.5], [2.5]]),
-                               "aux_output": np.array([[1.0], [2.0]])}, meta)
+    cols = prediction_columns(
+        {"output": np.array([[1.5], [2.5]]), "aux_output": np.array([[1.0], [2.0]])}, meta
+    )
     assert list(cols) == ["predicted", "aux_output"]
-    two = prediction_columns({"output": np.array([[1.0, 2.0]])},
-                             {"task": "regression", "target_names": ["lat", "lon"]})
+    two = prediction_columns(
+        {"output": np.array([[1.0, 2.0]])}, {"task": "regression", "target_names": ["lat", "lon"]}
+    )
     assert list(two) == ["predicted_lat", "predicted_lon"]
 
 
@@ -77,12 +91,19 @@ def test_serving_request_splits_two_input_rows():
     X = np.arange(6, dtype=np.float32).reshape(2, 3)
     assert serving_request(TABLE_META, X) == {"inputs": X.tolist()}
     two = {**TABLE_META, "two_inputs": True, "wide_features": [0, 1], "deep_features": [1, 2]}
-    assert serving_request(two, X) == {"inputs": {"wide": [[0, 1], [3, 4]],
-                                                  "deep": [[1, 2], [4, 5]]}}
+    assert serving_request(two, X) == {"inputs": {"wide": [[0, 1], [3, 4]], "deep": [[1, 2], [4, 5]]}}
 
 
-@pytest.mark.parametrize(("metric", "direction"), [
-    ("val_loss", "minimize"), ("test_mse", "minimize"), ("val_RootMeanSquaredError", "minimize"),
-    ("test_accuracy", "maximize"), ("test_r2", "maximize"), ("epochs_run", None)])
+@pytest.mark.parametrize(
+    ("metric", "direction"),
+    [
+        ("val_loss", "minimize"),
+        ("test_mse", "minimize"),
+        ("val_RootMeanSquaredError", "minimize"),
+        ("test_accuracy", "maximize"),
+        ("test_r2", "maximize"),
+        ("epochs_run", None),
+    ],
+)
 def test_metric_directions_from_names(metric, direction):
     assert guess_direction(metric) == direction

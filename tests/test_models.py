@@ -10,11 +10,17 @@ from annlab.models.build import build_model, model_inputs
 from annlab.models.loading import load_keras_model
 from annlab.models.mlp import layer_sizes
 
-FASHION_META = DatasetMeta("fashion_mnist", "multiclass", [28, 28],
-                           [f"pixel_{i}" for i in range(784)], [str(i) for i in range(10)],
-                           is_image=True)
-HOUSING_META = DatasetMeta("california_housing", "regression", [8],
-                           [f"f{i}" for i in range(8)], target_names=["MedHouseVal"])
+FASHION_META = DatasetMeta(
+    "fashion_mnist",
+    "multiclass",
+    [28, 28],
+    [f"pixel_{i}" for i in range(784)],
+    [str(i) for i in range(10)],
+    is_image=True,
+)
+HOUSING_META = DatasetMeta(
+    "california_housing", "regression", [8], [f"f{i}" for i in range(8)], target_names=["MedHouseVal"]
+)
 
 
 def test_book_mlp_has_266610_parameters(compose):
@@ -34,10 +40,16 @@ def test_scaling_layer_adds_no_trainable_parameters(compose):
     np.testing.assert_array_equal(np.asarray(scaled), (pixels / 255.0).astype(np.float32))
 
 
-@pytest.mark.parametrize(("n_hidden", "n_neurons", "expected"), [
-    (2, [300, 100], [300, 100]), (3, [300, 100], [300, 100, 100]), (1, [300, 100], [300]),
-    (0, 30, []), (3, 30, [30, 30, 30]),
-])
+@pytest.mark.parametrize(
+    ("n_hidden", "n_neurons", "expected"),
+    [
+        (2, [300, 100], [300, 100]),
+        (3, [300, 100], [300, 100, 100]),
+        (1, [300, 100], [300]),
+        (0, 30, []),
+        (3, 30, [30, 30, 30]),
+    ],
+)
 def test_layer_sizes(n_hidden, n_neurons, expected):
     assert layer_sizes(n_hidden, n_neurons) == expected
 
@@ -46,17 +58,25 @@ def _standard_scaler(n: int) -> dict:
     return {"kind": "standard", "mean": [0.5] * n, "variance": [2.0] * n}
 
 
-@pytest.mark.parametrize("overrides", [
-    ("model=mlp", "model.n_neurons=30"),
-    ("model=mlp", "model.n_neurons=30", "model.dropout=0.1"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model=mlp", "model.n_neurons=30"),
+        ("model=mlp", "model.n_neurons=30", "model.dropout=0.1"),
+    ],
+)
 def test_sequential_saves_and_reloads(compose, tmp_path, overrides):
     _assert_round_trip(compose(*overrides), HOUSING_META, tmp_path)
 
 
-@pytest.mark.parametrize("overrides", [("model=mlp",), ("model=wide_deep",),
-                                       ("model=wide_deep", "model.wide_features=[0,1,2]",
-                                        "model.deep_features=[2,3,4,5,6,7]")])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model=mlp",),
+        ("model=wide_deep",),
+        ("model=wide_deep", "model.wide_features=[0,1,2]", "model.deep_features=[2,3,4,5,6,7]"),
+    ],
+)
 def test_clipping_bounds_rows_far_outside_the_training_range(compose, tmp_path, overrides):
     cfg = compose(*overrides, "split.clip=3")
     model, _ = build_model(cfg, HOUSING_META, _standard_scaler(8))

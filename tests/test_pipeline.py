@@ -25,11 +25,21 @@ def test_dvc_repro_end_to_end(project):
     first = run(["dvc", "repro"], project, env)
     assert ran_stages(first.stdout) == STAGES
 
-    for path in ["data/raw/arrays.npz", "data/raw/meta.json", "data/processed/train.npz",
-                 "data/processed/valid.npz", "data/processed/test.npz",
-                 "data/processed/scaler.json", "models/model.keras", "models/history.csv",
-                 "models/run.json", "reports/metrics.json", "reports/report.md",
-                 "reports/report.html", "reports/figures/learning_curves.png"]:
+    for path in [
+        "data/raw/arrays.npz",
+        "data/raw/meta.json",
+        "data/processed/train.npz",
+        "data/processed/valid.npz",
+        "data/processed/test.npz",
+        "data/processed/scaler.json",
+        "models/model.keras",
+        "models/history.csv",
+        "models/run.json",
+        "reports/metrics.json",
+        "reports/report.md",
+        "reports/report.html",
+        "reports/figures/learning_curves.png",
+    ]:
         assert (project / path).is_file(), path
     scaler = json.loads((project / "data/processed/scaler.json").read_text())
     assert scaler["kind"] == "standard" and len(scaler["mean"]) == 8
@@ -71,8 +81,9 @@ def test_dvc_repro_end_to_end(project):
     run(["git", "commit", "-qm", "first run"], project, env)
 
     # A training setting: only train, evaluate and report rerun.
-    changed = run(["dvc", "exp", "run", "-S", "optimizer.learning_rate=0.05",
-                   "-S", "training.epochs=5"], project, env)
+    changed = run(
+        ["dvc", "exp", "run", "-S", "optimizer.learning_rate=0.05", "-S", "training.epochs=5"], project, env
+    )
     assert ran_stages(changed.stdout) == ["train", "evaluate", "report"]
     table = run(["dvc", "exp", "show", "--json"], project, env).stdout
     assert "0.05" in table and "test_accuracy" in table
@@ -86,8 +97,17 @@ def test_dvc_repro_end_to_end(project):
 @pytest.mark.slow
 def test_hydra_app_trains_with_overrides(project):
     env = project_env(project)
-    out = run(["annlab-train", "training.epochs=2", "model.n_hidden=1", "dataset=iris",
-               "hydra.run.dir=outputs/run1"], project, env)
+    out = run(
+        [
+            "annlab-train",
+            "training.epochs=2",
+            "model.n_hidden=1",
+            "dataset=iris",
+            "hydra.run.dir=outputs/run1",
+        ],
+        project,
+        env,
+    )
     assert "train: mlp on iris" in out.stdout
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["digits_mlp"], output_format="list")
@@ -109,15 +129,18 @@ def test_stages_that_do_not_train_never_import_tensorflow(workdir):
     from conftest import ROOT, tool_env
 
     write_params(workdir / "params.yaml", ["training.epochs=1"], config_dir=ROOT / "conf")
-    code = ("import sys\n"
-            "from annlab.config import load_params\n"
-            "from annlab.stages.prepare import prepare\n"
-            "from annlab.stages.split import split\n"
-            "cfg = load_params()\n"
-            "prepare(cfg); split(cfg)\n"
-            "import annlab.stages.report, annlab.stages.evaluate, annlab.stages.train\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('tensorflow', 'keras')))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True,
-                          text=True, env=tool_env(), check=True)
+    code = (
+        "import sys\n"
+        "from annlab.config import load_params\n"
+        "from annlab.stages.prepare import prepare\n"
+        "from annlab.stages.split import split\n"
+        "cfg = load_params()\n"
+        "prepare(cfg); split(cfg)\n"
+        "import annlab.stages.report, annlab.stages.evaluate, annlab.stages.train\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, env=tool_env(), check=True
+    )
     assert proc.stdout.strip() == "[]"

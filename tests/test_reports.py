@@ -24,9 +24,17 @@ from annlab.stages.train import train
 from conftest import free_port, tool_env, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 def run_pipeline(cfg) -> None:
@@ -46,8 +54,11 @@ def classification_report(tmp_path_factory) -> Path:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     try:
         for rate in ("0.002", "0.05"):
-            run_pipeline(compose_config(["training.epochs=3", f"optimizer.learning_rate={rate}"],
-                                        config_dir=ROOT / "conf"))
+            run_pipeline(
+                compose_config(
+                    ["training.epochs=3", f"optimizer.learning_rate={rate}"], config_dir=ROOT / "conf"
+                )
+            )
     finally:
         os.chdir(old_cwd)
         if old_uri is None:
@@ -59,9 +70,16 @@ def classification_report(tmp_path_factory) -> Path:
 
 def test_markdown_report_has_every_section(classification_report):
     text = (classification_report / "reports" / "report.md").read_text()
-    for section in ("## Configuration", "## Test metrics", "## Learning curves",
-                    "## Confusion matrix", "## Test images and predictions",
-                    "## First test instances", "## Runs of `digits_mlp`", "## Model summary"):
+    for section in (
+        "## Configuration",
+        "## Test metrics",
+        "## Learning curves",
+        "## Confusion matrix",
+        "## Test images and predictions",
+        "## First test instances",
+        "## Runs of `digits_mlp`",
+        "## Model summary",
+    ):
         assert section in text, section
     run_id = json.loads((classification_report / "models" / "run.json").read_text())["run_id"]
     assert f"`runs:/{run_id}` (this run)" in text
@@ -82,18 +100,25 @@ def test_html_report_is_self_contained(classification_report):
 def test_html_report_renders_in_headless_chromium(classification_report, tmp_path):
     assert CHROMIUM, "Debian's chromium package is required (installed by .ci/run)"
     page = (classification_report / "reports" / "report.html").read_text()
-    probe = ("<script>window.addEventListener('load', () => {"
-             "const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 100);"
-             "document.body.dataset.images = document.images.length;"
-             "document.body.dataset.rendered = ok.length;"
-             "document.body.dataset.metricRows = "
-             "document.querySelectorAll('#metrics tr').length;});</script>")
+    probe = (
+        "<script>window.addEventListener('load', () => {"
+        "const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 100);"
+        "document.body.dataset.images = document.images.length;"
+        "document.body.dataset.rendered = ok.length;"
+        "document.body.dataset.metricRows = "
+        "document.querySelectorAll('#metrics tr').length;});</script>"
+    )
     probed = tmp_path / "report.html"
     probed.write_text(page.replace("</body>", probe + "</body>"))
-    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-              "--virtual-time-budget=5000"]
-    dom = subprocess.run([*common, "--dump-dom", probed.as_uri()], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    common = [
+        CHROMIUM,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    dom = subprocess.run(
+        [*common, "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     images = int(re.search(r'data-images="(\d+)"', dom).group(1))
     rendered = int(re.search(r'data-rendered="(\d+)"', dom).group(1))
     metric_rows = int(re.search(r'data-metric-rows="(\d+)"', dom).group(1))
@@ -101,9 +126,17 @@ def test_html_report_renders_in_headless_chromium(classification_report, tmp_pat
     assert metric_rows >= 4, "the metrics table rendered"
 
     shot = tmp_path / "report.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1100,2400",
-                    (classification_report / "reports" / "report.html").as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            *common,
+            f"--screenshot={shot}",
+            "--window-size=1100,2400",
+            (classification_report / "reports" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     from PIL import Image
 
     with Image.open(shot) as image:
@@ -112,24 +145,30 @@ def test_html_report_renders_in_headless_chromium(classification_report, tmp_pat
     assert pixels.std() > 20, "the screenshot shows content, not a blank page"
 
 
-
-
 @pytest.mark.slow
 def test_annlab_ui_serves_the_run_with_its_figures(classification_report):
     port = free_port()
     store = f"sqlite:///{classification_report / 'mlflow.db'}"
-    ui = subprocess.Popen([sys.executable, "-m", "annlab.cli", "ui", "--port", str(port),
-                           "--backend-store-uri", store], cwd=classification_report,
-                          env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "annlab.cli", "ui", "--port", str(port), "--backend-store-uri", store],
+        cwd=classification_report,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base, ui, "the UI")
         api = f"{base}/api/2.0/mlflow"
-        experiment = requests.get(f"{api}/experiments/get-by-name",
-                                  params={"experiment_name": "digits_mlp"}, timeout=10).json()
-        runs = requests.post(f"{api}/runs/search", timeout=10, json={
-            "experiment_ids": [experiment["experiment"]["experiment_id"]]}).json()["runs"]
+        experiment = requests.get(
+            f"{api}/experiments/get-by-name", params={"experiment_name": "digits_mlp"}, timeout=10
+        ).json()
+        runs = requests.post(
+            f"{api}/runs/search",
+            timeout=10,
+            json={"experiment_ids": [experiment["experiment"]["experiment_id"]]},
+        ).json()["runs"]
         assert len(runs) == 2
         run_id = json.loads((classification_report / "models" / "run.json").read_text())["run_id"]
         (run,) = [r for r in runs if r["info"]["run_id"] == run_id]
@@ -137,8 +176,9 @@ def test_annlab_ui_serves_the_run_with_its_figures(classification_report):
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
         assert params["optimizer.learning_rate"] == "0.05"
         assert "test_accuracy" in metrics and "val_loss" in metrics
-        listed = requests.get(f"{api}/artifacts/list", timeout=10,
-                              params={"run_id": run_id, "path": "figures"}).json()
+        listed = requests.get(
+            f"{api}/artifacts/list", timeout=10, params={"run_id": run_id, "path": "figures"}
+        ).json()
         names = {Path(f["path"]).name for f in listed["files"]}
         assert {"learning_curves.png", "confusion_matrix.png", "sample_predictions.png"} <= names
     finally:
@@ -147,8 +187,15 @@ def test_annlab_ui_serves_the_run_with_its_figures(classification_report):
 
 
 def test_regression_report_has_predicted_against_actual(compose, workdir):
-    run_pipeline(compose("dataset=diabetes", "training.epochs=3", "model.n_neurons=16",
-                         "optimizer=adam", "optimizer.learning_rate=0.01"))
+    run_pipeline(
+        compose(
+            "dataset=diabetes",
+            "training.epochs=3",
+            "model.n_neurons=16",
+            "optimizer=adam",
+            "optimizer.learning_rate=0.01",
+        )
+    )
     text = (workdir / "reports" / "report.md").read_text()
     assert "## Predicted against actual, residuals" in text
     assert "Confusion matrix" not in text

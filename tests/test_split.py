@@ -19,8 +19,11 @@ def _rows(X: np.ndarray) -> set[bytes]:
 def test_random_split_sizes_and_no_overlap():
     dataset = load_digits()
     # digits has a few duplicate images; compare row indices through a tagged copy instead
-    tagged = Dataset(np.arange(len(dataset.X)).reshape(-1, 1).astype(np.float32), dataset.y,
-                     DatasetMeta("digits", "multiclass", [1], ["id"], dataset.meta.class_names))
+    tagged = Dataset(
+        np.arange(len(dataset.X)).reshape(-1, 1).astype(np.float32),
+        dataset.y,
+        DatasetMeta("digits", "multiclass", [1], ["id"], dataset.meta.class_names),
+    )
     splits = split_dataset(tagged, SplitConfig(test_size=0.2, valid_size=0.2), seed=0)
     n = len(dataset.X)
     sizes = splits.sizes()
@@ -51,7 +54,9 @@ def test_scaler_is_fitted_on_train_only():
 def test_rescale_and_none_scalers():
     X = np.ones((4, 2), dtype=np.uint8)
     assert fit_scaler(X, SplitConfig(scaling="rescale", rescale_divisor=255.0)) == {
-        "kind": "rescale", "divisor": 255.0}
+        "kind": "rescale",
+        "divisor": 255.0,
+    }
     assert fit_scaler(X, SplitConfig(scaling="none")) == {"kind": "none"}
 
 
@@ -60,8 +65,7 @@ def test_head_split_uses_first_rows_as_validation():
     y = np.arange(50) % 3
     meta = DatasetMeta("toy", "multiclass", [2], ["a", "b"], ["0", "1", "2"])
     dataset = Dataset(X, y, meta, X[:10] + 1000, y[:10])
-    splits = split_dataset(dataset, SplitConfig(strategy="head", valid_size=5, test_size=None),
-                           seed=0)
+    splits = split_dataset(dataset, SplitConfig(strategy="head", valid_size=5, test_size=None), seed=0)
     np.testing.assert_array_equal(splits.valid[0], X[:5])
     np.testing.assert_array_equal(splits.train[0], X[5:])
     np.testing.assert_array_equal(splits.test[0], X[:10] + 1000)

@@ -24,8 +24,13 @@ import yaml
 from annlab.errors import AnnlabError
 from conftest import ROOT, free_port, project_env, run
 
-TINY = ["training.epochs=2", "model.n_neurons=16", "tracking.log_model=false",
-        "training.intra_op_threads=1", "training.inter_op_threads=1"]
+TINY = [
+    "training.epochs=2",
+    "model.n_neurons=16",
+    "tracking.log_model=false",
+    "training.intra_op_threads=1",
+    "training.inter_op_threads=1",
+]
 
 
 def client_for(project: Path) -> mlflow.MlflowClient:
@@ -53,6 +58,7 @@ def config_of(run_) -> tuple[str, str, str]:
 
 # -- grid sweeps: basic and joblib launchers ------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
     """4 jobs (digits, iris x 1, 2 hidden layers) with the basic launcher, then the same grid with
@@ -62,8 +68,18 @@ def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
     env = project_env(project)
     grid = ["dataset=digits,iris", "model.n_hidden=1,2", *TINY]
     run(["annlab-train", "-m", *grid, "experiment_name=sequential"], project, env)
-    out = run(["annlab-train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *grid,
-               "experiment_name=parallel"], project, env)
+    out = run(
+        [
+            "annlab-train",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            *grid,
+            "experiment_name=parallel",
+        ],
+        project,
+        env,
+    )
     assert "Joblib" in out.stdout + out.stderr
 
     client = client_for(project)
@@ -90,15 +106,15 @@ def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
         best = max(children, key=lambda c: c.data.metrics["objective_val_accuracy"])
         assert parent.data.tags["annlab.sweep.best_run_id"] == best.info.run_id
         assert parent.data.metrics["best_val_accuracy"] == pytest.approx(
-            best.data.metrics["objective_val_accuracy"])
+            best.data.metrics["objective_val_accuracy"]
+        )
         assert parent.data.metrics["sweep_jobs_finished"] == 4
         results[name] = {config_of(c): c.data.metrics["val_accuracy"] for c in children}
     assert results["parallel"] == pytest.approx(results["sequential"])
 
     # `annlab compare` on the sweep: a ranked table and the figures
     parent, children = sweep_of(client, "sequential")
-    out = run(["annlab", "compare", "--parent-run", parent.info.run_id, "--top", "2"],
-              project, env)
+    out = run(["annlab", "compare", "--parent-run", parent.info.run_id, "--top", "2"], project, env)
     assert "compare: 4 runs of sweep" in out.stdout
     folder = project / "reports" / "comparison" / parent.info.run_name
     table = (folder / "comparison.csv").read_text().splitlines()
@@ -115,11 +131,17 @@ def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
 
 # -- Optuna -----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_optuna_search_records_best_and_resumes(project):
     env = project_env(project)
-    search = ["hparams_search=digits_optuna", "dataset=iris", "training.epochs=2",
-              "tracking.log_model=false", "hydra.sweeper.pruner=null"]
+    search = [
+        "hparams_search=digits_optuna",
+        "dataset=iris",
+        "training.epochs=2",
+        "tracking.log_model=false",
+        "hydra.sweeper.pruner=null",
+    ]
     run(["annlab-train", "-m", *search, "hydra.sweeper.n_trials=2"], project, env)
 
     best_file = project / "reports" / "hparams_search" / "digits_optuna_best.yaml"
@@ -143,8 +165,9 @@ def test_optuna_search_records_best_and_resumes(project):
     # Rerun with a larger budget: the stored study resumes and only the missing trial runs.
     out = run(["annlab-train", "-m", *search, "hydra.sweeper.n_trials=3"], project, env)
     assert "2 of 3 trials done" in out.stdout + out.stderr
-    study = optuna.load_study(study_name="digits_optuna",
-                              storage=f"sqlite:///{project / 'multirun' / 'optuna.db'}")
+    study = optuna.load_study(
+        study_name="digits_optuna", storage=f"sqlite:///{project / 'multirun' / 'optuna.db'}"
+    )
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert study.trials[2].params != study.trials[0].params  # not the first draws again
     exp = client.get_experiment_by_name("digits_mlp")
@@ -181,16 +204,27 @@ def test_optuna_prunes_bad_trials_and_goes_on_after_failed_ones(project):
     a learning rate of 1e-5 stays under the pruner's threshold and is pruned after epoch 2."""
     (project / "conf" / "hparams_search" / "prune_test.yaml").write_text(PRUNE_SEARCH)
     env = project_env(project)
-    out = run(["annlab-train", "-m", "hparams_search=prune_test", "training.epochs=4",
-               "tracking.log_model=false", "model.n_hidden=1"], project, env)
+    out = run(
+        [
+            "annlab-train",
+            "-m",
+            "hparams_search=prune_test",
+            "training.epochs=4",
+            "tracking.log_model=false",
+            "model.n_hidden=1",
+        ],
+        project,
+        env,
+    )
     assert "Expected `model.n_neurons`" in out.stderr
 
-    study = optuna.load_study(study_name="prune_test",
-                              storage=f"sqlite:///{project / 'multirun' / 'optuna.db'}")
-    states = {(t.params["model.n_neurons"], t.params["optimizer.learning_rate"]): t.state.name
-              for t in study.trials}
-    assert states == {(16, 0.05): "COMPLETE", (16, 1e-5): "PRUNED",
-                      (0, 0.05): "FAIL", (0, 1e-5): "FAIL"}
+    study = optuna.load_study(
+        study_name="prune_test", storage=f"sqlite:///{project / 'multirun' / 'optuna.db'}"
+    )
+    states = {
+        (t.params["model.n_neurons"], t.params["optimizer.learning_rate"]): t.state.name for t in study.trials
+    }
+    assert states == {(16, 0.05): "COMPLETE", (16, 1e-5): "PRUNED", (0, 0.05): "FAIL", (0, 1e-5): "FAIL"}
     pruned = next(t for t in study.trials if t.state.name == "PRUNED")
     assert sorted(pruned.intermediate_values) == [0, 1]  # reported per epoch, stopped at 2
 
@@ -211,7 +245,6 @@ def test_optuna_prunes_bad_trials_and_goes_on_after_failed_ones(project):
 # -- Ray ------------------------------------------------------------------------------------------
 
 
-
 def ray_env(project: Path) -> dict[str, str]:
     # Without this Ray on Linux swaps 127.0.0.1 for the machine's network address.
     return project_env(project, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0")
@@ -219,8 +252,10 @@ def ray_env(project: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_ray_sweep_on_a_local_head(project):
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher.ray_launcher",
-                        reason="the Ray extra is not installed (pip install -e '.[ray]')")
+    pytest.importorskip(
+        "hydra_plugins.hydra_ray_launcher.ray_launcher",
+        reason="the Ray extra is not installed (pip install -e '.[ray]')",
+    )
     env = ray_env(project)
     ray = str(Path(sys.executable).parent / "ray")
     port = free_port()
@@ -228,23 +263,53 @@ def test_ray_sweep_on_a_local_head(project):
     log = open(Path(temp_dir) / "head.log", "w")  # noqa: SIM115 (closed in finally)
     # --block: the head lives as long as this process; terminating it stops exactly this head.
     head = subprocess.Popen(
-        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--num-cpus=2", "--object-store-memory=100000000", "--include-dashboard=false",
-         f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}",
-         f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp_dir}",
-         "--disable-usage-stats"],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            ray,
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--object-store-memory=100000000",
+            "--include-dashboard=false",
+            f"--dashboard-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
-        while run([ray, "status", f"--address=127.0.0.1:{port}"], project, env,
-                  check=False, timeout=60).returncode != 0:
+        while (
+            run(
+                [ray, "status", f"--address=127.0.0.1:{port}"], project, env, check=False, timeout=60
+            ).returncode
+            != 0
+        ):
             assert head.poll() is None, (Path(temp_dir) / "head.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the Ray head did not start in 120 s"
             time.sleep(2)
-        out = run(["annlab-train", "-m", "hydra/launcher=ray",
-                   f"+hydra.launcher.ray.init.address=127.0.0.1:{port}",
-                   "+hydra.launcher.ray.init.object_store_memory=null",
-                   "dataset=iris", "model.n_hidden=1,2", *TINY], project, env)
+        out = run(
+            [
+                "annlab-train",
+                "-m",
+                "hydra/launcher=ray",
+                f"+hydra.launcher.ray.init.address=127.0.0.1:{port}",
+                "+hydra.launcher.ray.init.object_store_memory=null",
+                "dataset=iris",
+                "model.n_hidden=1,2",
+                *TINY,
+            ],
+            project,
+            env,
+        )
         assert "Ray Launcher is launching 2 jobs" in out.stdout + out.stderr
     finally:
         head.send_signal(signal.SIGTERM)
@@ -264,13 +329,28 @@ def test_ray_sweep_on_a_local_head(project):
 
 # -- DVC experiment queue ------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_dvc_queue_runs_both_experiments_into_the_project_store(project):
     """Queued experiments run in .dvc/tmp/exps copies: their MLflow runs and artifacts must land
     in the project's own store, and `dvc exp show` must compare their params and metrics."""
     env = project_env(project)
-    run(["dvc", "exp", "run", "--queue", "-S", "model.n_neurons=30,100", "-S", "training.epochs=2",
-         "-S", "tracking.log_model=false"], project, env)
+    run(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            "model.n_neurons=30,100",
+            "-S",
+            "training.epochs=2",
+            "-S",
+            "tracking.log_model=false",
+        ],
+        project,
+        env,
+    )
     run(["dvc", "queue", "start", "-j", "2"], project, env)
     deadline = time.monotonic() + 480
     while True:
@@ -280,8 +360,7 @@ def test_dvc_queue_runs_both_experiments_into_the_project_store(project):
         assert time.monotonic() < deadline, status
         time.sleep(5)
     failed = [line.split()[1] for line in status.splitlines() if " Failed" in line]
-    logs = [run(["dvc", "queue", "logs", name], project, env, check=False).stdout[-3000:]
-            for name in failed]
+    logs = [run(["dvc", "queue", "logs", name], project, env, check=False).stdout[-3000:] for name in failed]
     assert status.count("Success") == 2, status + "\n".join(logs)
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project, env).stdout)
@@ -305,15 +384,21 @@ def test_dvc_queue_runs_both_experiments_into_the_project_store(project):
 
 # -- quick checks -------------------------------------------------------------------------------
 
+
 def test_search_spaces_in_hydras_override_grammar():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     from hydra_plugins.annlab_optuna_sweeper.search_space import as_override, parse_search_space
 
     space, fixed = parse_search_space(
-        {"model.n_hidden": "range(0, 4)", "model.n_neurons": "tag(int, interval(1, 99))",
-         "optimizer.learning_rate": "tag(log, interval(3e-4, 3e-2))", "training.epochs": 20},
-        ["optimizer=choice(sgd,adam)", "training.epochs=5", "model.n_neurons=10,30"])
+        {
+            "model.n_hidden": "range(0, 4)",
+            "model.n_neurons": "tag(int, interval(1, 99))",
+            "optimizer.learning_rate": "tag(log, interval(3e-4, 3e-2))",
+            "training.epochs": 20,
+        },
+        ["optimizer=choice(sgd,adam)", "training.epochs=5", "model.n_neurons=10,30"],
+    )
     assert space["model.n_hidden"] == IntDistribution(0, 3)
     assert space["optimizer.learning_rate"] == FloatDistribution(3e-4, 3e-2, log=True)
     assert space["optimizer"] == CategoricalDistribution(["sgd", "adam"])
@@ -333,9 +418,10 @@ def test_the_books_searches_compose_and_the_sweeper_is_a_hydra_plugin():
 
     names = {p.__name__ for p in Plugins.instance().discover(Sweeper)}
     assert "AnnlabOptunaSweeper" in names
-    for name, experiment, metric in [("california_optuna", "california_mlp", "val_loss"),
-                                     ("fashion_mnist_optuna", "fashion_mnist_optuna",
-                                      "val_accuracy")]:
+    for name, experiment, metric in [
+        ("california_optuna", "california_mlp", "val_loss"),
+        ("fashion_mnist_optuna", "fashion_mnist_optuna", "val_accuracy"),
+    ]:
         tree = compose_tree([f"hparams_search={name}"], config_dir=ROOT / "conf")
         assert tree.experiment_name == experiment and tree.objective.metric == metric
     from hydra import compose, initialize_config_dir

@@ -36,8 +36,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_helper_runs_mlflow_work_in_a_forked_process(tmp_path):
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                         check=True, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=300
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["forked"] is (sys.platform.startswith("linux"))
     assert result["error"] == "MLflow: ValueError: a multi-line failure"

@@ -15,15 +15,27 @@ from annlab.stages.train import train
 from annlab.training.optimizers import build_optimizer
 
 
-@pytest.mark.parametrize(("overrides", "kind", "check"), [
-    (["optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true"], keras.optimizers.SGD,
-     lambda o: o.momentum == 0.9 and o.nesterov),
-    (["optimizer=adam", "optimizer.learning_rate=0.003"], keras.optimizers.Adam,
-     lambda o: abs(float(o.learning_rate) - 0.003) < 1e-9),
-    (["optimizer=rmsprop"], keras.optimizers.RMSprop, lambda o: True),
-    (["optimizer.schedule=exponential", "optimizer.decay_steps=10"], keras.optimizers.SGD,
-     lambda o: isinstance(o._learning_rate, keras.optimizers.schedules.ExponentialDecay)),
-])
+@pytest.mark.parametrize(
+    ("overrides", "kind", "check"),
+    [
+        (
+            ["optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true"],
+            keras.optimizers.SGD,
+            lambda o: o.momentum == 0.9 and o.nesterov,
+        ),
+        (
+            ["optimizer=adam", "optimizer.learning_rate=0.003"],
+            keras.optimizers.Adam,
+            lambda o: abs(float(o.learning_rate) - 0.003) < 1e-9,
+        ),
+        (["optimizer=rmsprop"], keras.optimizers.RMSprop, lambda o: True),
+        (
+            ["optimizer.schedule=exponential", "optimizer.decay_steps=10"],
+            keras.optimizers.SGD,
+            lambda o: isinstance(o._learning_rate, keras.optimizers.schedules.ExponentialDecay),
+        ),
+    ],
+)
 def test_optimizers_from_config(compose, overrides, kind, check):
     optimizer = build_optimizer(compose(*overrides).optimizer)
     assert isinstance(optimizer, kind) and check(optimizer)
@@ -34,11 +46,18 @@ def _run_id() -> str:
 
 
 def test_callbacks_lr_finder_and_tensorboard(compose, workdir):
-    cfg = compose("dataset=iris", "training.epochs=40", "optimizer.learning_rate=0.05",
-                  "training.early_stopping.enabled=true", "training.early_stopping.patience=2",
-                  "training.early_stopping.monitor=val_accuracy",
-                  "training.checkpoint.enabled=true", "training.tensorboard.enabled=true",
-                  "training.lr_finder.enabled=true", "training.lr_finder.apply=true")
+    cfg = compose(
+        "dataset=iris",
+        "training.epochs=40",
+        "optimizer.learning_rate=0.05",
+        "training.early_stopping.enabled=true",
+        "training.early_stopping.patience=2",
+        "training.early_stopping.monitor=val_accuracy",
+        "training.checkpoint.enabled=true",
+        "training.tensorboard.enabled=true",
+        "training.lr_finder.enabled=true",
+        "training.lr_finder.apply=true",
+    )
     prepare(cfg)
     split(cfg)
     train(cfg)
@@ -62,8 +81,9 @@ def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
     split(cfg)
     train(cfg)
     run_id = _run_id()
-    text = Path(mlflow.artifacts.download_artifacts(run_id=run_id,
-                                                    artifact_path="model_summary.txt")).read_text()
+    text = Path(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model_summary.txt")
+    ).read_text()
     assert "hidden_1 (Dense)" in text and "(None, 300)" in text
     assert "hidden_2/kernel: (300, 100)" in text and "output/bias: (10,)" in text
 
@@ -76,8 +96,12 @@ def test_many_steps_per_execution_train_the_same_weights_as_one(compose, workdir
 
     results = []
     for steps in (1, 128):
-        cfg = compose("training.epochs=3", f"training.steps_per_execution={steps}",
-                      "tracking.enabled=false", f"paths.models=models_{steps}")
+        cfg = compose(
+            "training.epochs=3",
+            f"training.steps_per_execution={steps}",
+            "tracking.enabled=false",
+            f"paths.models=models_{steps}",
+        )
         prepare(cfg)
         split(cfg)
         train(cfg)
@@ -99,9 +123,18 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
     shutil.copytree(ROOT / "conf", tmp_path / "conf")
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run(["annlab-train", "dataset=iris", "training.epochs=3", "training.strategy=mirrored",
-         "training.logical_cpu_devices=2", "hydra.run.dir=out"], tmp_path,
-        tool_env({"MLFLOW_TRACKING_URI": store}))
+    run(
+        [
+            "annlab-train",
+            "dataset=iris",
+            "training.epochs=3",
+            "training.strategy=mirrored",
+            "training.logical_cpu_devices=2",
+            "hydra.run.dir=out",
+        ],
+        tmp_path,
+        tool_env({"MLFLOW_TRACKING_URI": store}),
+    )
     client = mlflow.MlflowClient(tracking_uri=store)
     (found,) = client.search_runs([client.get_experiment_by_name("digits_mlp").experiment_id])
     assert found.info.status == "FINISHED"

@@ -31,13 +31,13 @@ def _params(args: argparse.Namespace) -> str:
 def _ui(args: argparse.Namespace) -> str:
     from annlab.tracking.ui import serve_ui
 
-    return serve_ui(args.host, args.port, args.backend_store_uri, args.tensorboard,
-                    args.tensorboard_port)
+    return serve_ui(args.host, args.port, args.backend_store_uri, args.tensorboard, args.tensorboard_port)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="annlab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="annlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("params", help="compose conf/ into params.yaml, as `dvc exp run` does")
@@ -46,13 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_params)
 
     u = sub.add_parser("ui", help="start the MLflow UI (and TensorBoard) on 127.0.0.1")
-    u.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: only this machine)")
+    u.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: only this machine)"
+    )
     u.add_argument("--port", type=int, default=5000)
-    u.add_argument("--backend-store-uri", default=None,
-                   help="default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
-    u.add_argument("--tensorboard", action="store_true",
-                   help="also start TensorBoard on the runs' tb_logs/")
+    u.add_argument(
+        "--backend-store-uri", default=None, help="default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db"
+    )
+    u.add_argument("--tensorboard", action="store_true", help="also start TensorBoard on the runs' tb_logs/")
     u.add_argument("--tensorboard-port", type=int, default=6006)
     u.set_defaults(func=_ui)
     add_serving_commands(sub)

@@ -19,7 +19,16 @@ DATASETS = ("digits", "iris", "diabetes", "fashion_mnist", "mnist", "california_
 MODELS = ("mlp", "wide_deep", "wide_deep_subclassed", "perceptron")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 ACTIVATIONS = (
-    "relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softplus", "swish", "leaky_relu", "linear",
+    "relu",
+    "elu",
+    "selu",
+    "gelu",
+    "tanh",
+    "sigmoid",
+    "softplus",
+    "swish",
+    "leaky_relu",
+    "linear",
 )
 OUTPUT_ACTIVATIONS = ("auto", "softmax", "sigmoid", "linear", "relu", "softplus")
 TASKS = ("auto", "multiclass", "binary", "multilabel", "regression")
@@ -27,7 +36,9 @@ SCALINGS = ("standard", "rescale", "none")
 SPLIT_STRATEGIES = ("random", "head")
 SCHEDULES = ("none", "exponential", "cosine")
 CLASSIFICATION_LOSSES = (
-    "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
 )
 REGRESSION_LOSSES = ("mse", "mae", "huber", "mean_squared_error", "mean_absolute_error")
 
@@ -213,82 +224,112 @@ def check_values(cfg: Config) -> None:
     """Range and choice checks: each failure names the key, the received value and the fix."""
     _one_of("dataset.name", cfg.dataset.name, DATASETS)
     _one_of("dataset.task", cfg.dataset.task, TASKS)
-    _expect(cfg.dataset.limit is None or cfg.dataset.limit > 0,
-            f"Expected `dataset.limit` > 0 or null. Received: dataset.limit={cfg.dataset.limit}.")
+    _expect(
+        cfg.dataset.limit is None or cfg.dataset.limit > 0,
+        f"Expected `dataset.limit` > 0 or null. Received: dataset.limit={cfg.dataset.limit}.",
+    )
     if cfg.dataset.name == "tabular":
-        _expect(bool(cfg.dataset.path),
-                "Expected `dataset.path` to name a CSV or Parquet file for dataset=tabular. "
-                "Received: dataset.path=null.")
-        _expect(bool(cfg.dataset.target),
-                "Expected `dataset.target` to name the target column for dataset=tabular. "
-                "Received: dataset.target=null.")
+        _expect(
+            bool(cfg.dataset.path),
+            "Expected `dataset.path` to name a CSV or Parquet file for dataset=tabular. "
+            "Received: dataset.path=null.",
+        )
+        _expect(
+            bool(cfg.dataset.target),
+            "Expected `dataset.target` to name the target column for dataset=tabular. "
+            "Received: dataset.target=null.",
+        )
 
     split = cfg.split
     _one_of("split.strategy", split.strategy, SPLIT_STRATEGIES)
     _one_of("split.scaling", split.scaling, SCALINGS)
     if split.strategy == "random":
-        for key, value in (("split.test_size", split.test_size),
-                           ("split.valid_size", split.valid_size)):
-            _expect(value is not None and 0 < value < 1,
-                    f"Expected `{key}` to be a fraction in (0, 1). Received: {key}={value}.")
-        _expect(split.test_size + split.valid_size < 1,  # type: ignore[operator]
-                f"Expected `split.test_size` + `split.valid_size` < 1 so the training split is "
-                f"not empty. Received: {split.test_size} + {split.valid_size}.")
+        for key, value in (("split.test_size", split.test_size), ("split.valid_size", split.valid_size)):
+            _expect(
+                value is not None and 0 < value < 1,
+                f"Expected `{key}` to be a fraction in (0, 1). Received: {key}={value}.",
+            )
+        _expect(
+            split.test_size + split.valid_size < 1,  # type: ignore[operator]
+            f"Expected `split.test_size` + `split.valid_size` < 1 so the training split is "
+            f"not empty. Received: {split.test_size} + {split.valid_size}.",
+        )
     else:
-        _expect(split.valid_size >= 1 and float(split.valid_size).is_integer(),
-                "Expected `split.valid_size` to be a row count >= 1 for split=head. "
-                f"Received: split.valid_size={split.valid_size}.")
-    _expect(split.rescale_divisor > 0,
-            f"Expected `split.rescale_divisor` > 0. Received: {split.rescale_divisor}.")
-    _expect(split.clip is None or split.clip > 0,
-            f"Expected `split.clip` > 0 or null. Received: split.clip={split.clip}.")
+        _expect(
+            split.valid_size >= 1 and float(split.valid_size).is_integer(),
+            "Expected `split.valid_size` to be a row count >= 1 for split=head. "
+            f"Received: split.valid_size={split.valid_size}.",
+        )
+    _expect(
+        split.rescale_divisor > 0, f"Expected `split.rescale_divisor` > 0. Received: {split.rescale_divisor}."
+    )
+    _expect(
+        split.clip is None or split.clip > 0,
+        f"Expected `split.clip` > 0 or null. Received: split.clip={split.clip}.",
+    )
 
     model = cfg.model
     _one_of("model.name", model.name, MODELS)
-    _expect(split.clip is None or model.name in ("mlp", "wide_deep"),
-            f"Expected `split.clip` to be null for model={model.name}: clipping is built into "
-            f"model=mlp and model=wide_deep. Received: split.clip={split.clip}.")
+    _expect(
+        split.clip is None or model.name in ("mlp", "wide_deep"),
+        f"Expected `split.clip` to be null for model={model.name}: clipping is built into "
+        f"model=mlp and model=wide_deep. Received: split.clip={split.clip}.",
+    )
     _one_of("model.activation", model.activation, ACTIVATIONS)
     _one_of("model.output_activation", model.output_activation, OUTPUT_ACTIVATIONS)
-    _expect(model.n_hidden >= 0,
-            f"Expected `model.n_hidden` >= 0. Received: model.n_hidden={model.n_hidden}.")
+    _expect(
+        model.n_hidden >= 0, f"Expected `model.n_hidden` >= 0. Received: model.n_hidden={model.n_hidden}."
+    )
     sizes = model.n_neurons if isinstance(model.n_neurons, list) else [model.n_neurons]
-    _expect(len(sizes) > 0 and all(isinstance(s, int) and s >= 1 for s in sizes),
-            "Expected `model.n_neurons` to be an integer >= 1 or a list of them. "
-            f"Received: model.n_neurons={model.n_neurons}.")
-    _expect(0 <= model.dropout < 1,
-            f"Expected `model.dropout` in [0, 1). Received: model.dropout={model.dropout}.")
+    _expect(
+        len(sizes) > 0 and all(isinstance(s, int) and s >= 1 for s in sizes),
+        "Expected `model.n_neurons` to be an integer >= 1 or a list of them. "
+        f"Received: model.n_neurons={model.n_neurons}.",
+    )
+    _expect(
+        0 <= model.dropout < 1,
+        f"Expected `model.dropout` in [0, 1). Received: model.dropout={model.dropout}.",
+    )
     if model.loss_weights is not None:
-        _expect(all(w >= 0 for w in model.loss_weights),
-                f"Expected `model.loss_weights` >= 0. Received: {model.loss_weights}.")
+        _expect(
+            all(w >= 0 for w in model.loss_weights),
+            f"Expected `model.loss_weights` >= 0. Received: {model.loss_weights}.",
+        )
 
     opt = cfg.optimizer
     _one_of("optimizer.name", opt.name, OPTIMIZERS)
     _one_of("optimizer.schedule", opt.schedule, SCHEDULES)
-    _expect(opt.learning_rate > 0,
-            f"Expected `optimizer.learning_rate` > 0. Received: {opt.learning_rate}.")
-    _expect(0 <= opt.momentum < 1,
-            f"Expected `optimizer.momentum` in [0, 1). Received: {opt.momentum}.")
-    _expect(opt.decay_steps >= 1,
-            f"Expected `optimizer.decay_steps` >= 1. Received: {opt.decay_steps}.")
+    _expect(opt.learning_rate > 0, f"Expected `optimizer.learning_rate` > 0. Received: {opt.learning_rate}.")
+    _expect(0 <= opt.momentum < 1, f"Expected `optimizer.momentum` in [0, 1). Received: {opt.momentum}.")
+    _expect(opt.decay_steps >= 1, f"Expected `optimizer.decay_steps` >= 1. Received: {opt.decay_steps}.")
 
     tr = cfg.training
     _expect(tr.epochs >= 1, f"Expected `training.epochs` >= 1. Received: training.epochs={tr.epochs}.")
-    _expect(tr.batch_size >= 1,
-            f"Expected `training.batch_size` >= 1. Received: training.batch_size={tr.batch_size}.")
-    _expect(tr.steps_per_execution >= 1,
-            f"Expected `training.steps_per_execution` >= 1. Received: {tr.steps_per_execution}.")
-    _expect(tr.intra_op_threads >= 0 and tr.inter_op_threads >= 0,
-            "Expected `training.intra_op_threads` and `training.inter_op_threads` >= 0.")
+    _expect(
+        tr.batch_size >= 1,
+        f"Expected `training.batch_size` >= 1. Received: training.batch_size={tr.batch_size}.",
+    )
+    _expect(
+        tr.steps_per_execution >= 1,
+        f"Expected `training.steps_per_execution` >= 1. Received: {tr.steps_per_execution}.",
+    )
+    _expect(
+        tr.intra_op_threads >= 0 and tr.inter_op_threads >= 0,
+        "Expected `training.intra_op_threads` and `training.inter_op_threads` >= 0.",
+    )
     if tr.loss != "auto":
         _one_of("training.loss", tr.loss, CLASSIFICATION_LOSSES + REGRESSION_LOSSES)
     lr = tr.lr_finder
-    _expect(0 < lr.min_rate < lr.max_rate,
-            "Expected 0 < `training.lr_finder.min_rate` < `training.lr_finder.max_rate`. "
-            f"Received: {lr.min_rate}, {lr.max_rate}.")
+    _expect(
+        0 < lr.min_rate < lr.max_rate,
+        "Expected 0 < `training.lr_finder.min_rate` < `training.lr_finder.max_rate`. "
+        f"Received: {lr.min_rate}, {lr.max_rate}.",
+    )
     _one_of("training.strategy", tr.strategy, ("none", "mirrored"))
-    _expect(tr.logical_cpu_devices >= 0,
-            f"Expected `training.logical_cpu_devices` >= 0. Received: {tr.logical_cpu_devices}.")
+    _expect(
+        tr.logical_cpu_devices >= 0,
+        f"Expected `training.logical_cpu_devices` >= 0. Received: {tr.logical_cpu_devices}.",
+    )
     _one_of("objective.direction", cfg.objective.direction, ("maximize", "minimize"))
     _expect(cfg.seed >= 0, f"Expected `seed` >= 0. Received: seed={cfg.seed}.")
     for key in ("raw", "processed", "models", "reports"):
@@ -301,8 +342,10 @@ def _check_project_path(key: str, value: str) -> None:
     from pathlib import PurePosixPath
 
     path = PurePosixPath(value)
-    _expect(bool(value) and not path.is_absolute() and ".." not in path.parts,
-            f"Expected `{key}` to be a relative path inside the project. Received: {key}={value!r}.")
+    _expect(
+        bool(value) and not path.is_absolute() and ".." not in path.parts,
+        f"Expected `{key}` to be a relative path inside the project. Received: {key}={value!r}.",
+    )
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

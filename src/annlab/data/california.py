@@ -15,31 +15,38 @@ import numpy as np
 from annlab.data.dataset import Dataset, DatasetMeta
 from annlab.errors import AnnlabError
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup",
-            "Latitude", "Longitude"]
+FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
 STATLIB_COLUMNS = 9
 
 
 def statlib_to_features(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """StatLib columns -> scikit-learn's features and target (house value in $100,000)."""
-    (longitude, latitude, age, rooms, bedrooms, population, households, income,
-     value) = raw.T
-    X = np.column_stack([
-        income, age, rooms / households, bedrooms / households, population,
-        population / households, latitude, longitude,
-    ])
+    (longitude, latitude, age, rooms, bedrooms, population, households, income, value) = raw.T
+    X = np.column_stack(
+        [
+            income,
+            age,
+            rooms / households,
+            bedrooms / households,
+            population,
+            population / households,
+            latitude,
+            longitude,
+        ]
+    )
     return X, value / 100000.0
 
 
 def read_statlib(path: Path) -> np.ndarray:
     if not path.exists():
-        raise AnnlabError(f"Data file `dataset.path`='{path}' does not exist: point it at "
-                          "cal_housing.data or cal_housing.tgz from StatLib.")
+        raise AnnlabError(
+            f"Data file `dataset.path`='{path}' does not exist: point it at "
+            "cal_housing.data or cal_housing.tgz from StatLib."
+        )
     if path.suffix in (".tgz", ".gz") or path.name.endswith(".tar.gz"):
         try:
             with tarfile.open(path) as archive:
-                member = next((m for m in archive.getmembers()
-                               if m.name.endswith("cal_housing.data")), None)
+                member = next((m for m in archive.getmembers() if m.name.endswith("cal_housing.data")), None)
                 if member is None:
                     raise AnnlabError(f"'{path}' holds no cal_housing.data: use StatLib's archive.")
                 text = archive.extractfile(member).read().decode()  # type: ignore[union-attr]
@@ -54,8 +61,9 @@ def read_statlib(path: Path) -> np.ndarray:
     if raw.size == 0:
         raise AnnlabError(f"Data file '{path}' is empty: download cal_housing.data again.")
     if raw.shape[1] != STATLIB_COLUMNS:
-        raise AnnlabError(f"'{path}' has {raw.shape[1]} columns, expected {STATLIB_COLUMNS} "
-                          "(StatLib's cal_housing.data).")
+        raise AnnlabError(
+            f"'{path}' has {raw.shape[1]} columns, expected {STATLIB_COLUMNS} (StatLib's cal_housing.data)."
+        )
     return raw
 
 

@@ -82,9 +82,7 @@ def load_dataset_folder(folder: str | Path) -> Dataset:
     folder = Path(folder)
     for name in (ARRAYS_FILE, META_FILE):
         if not (folder / name).is_file():
-            raise AnnlabError(
-                f"Prepared data '{folder / name}' not found: run `dvc repro prepare` first."
-            )
+            raise AnnlabError(f"Prepared data '{folder / name}' not found: run `dvc repro prepare` first.")
     arrays = load_arrays(folder / ARRAYS_FILE)
     meta = DatasetMeta.from_dict(read_json(folder / META_FILE))
     return Dataset(arrays["X"], arrays["y"], meta, arrays.get("X_test"), arrays.get("y_test"))

@@ -11,8 +11,16 @@ from annlab.data.dataset import Dataset, DatasetMeta
 from annlab.errors import AnnlabError
 
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 IDX_FILES = {
     "X": "train-images-idx3-ubyte",
@@ -30,15 +38,14 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as handle:
             raw = handle.read()
     except (OSError, EOFError) as err:
-        raise AnnlabError(f"IDX file '{path}' is corrupt or truncated ({err}): "
-                          "download it again.") from None
+        raise AnnlabError(f"IDX file '{path}' is corrupt or truncated ({err}): download it again.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise AnnlabError(f"IDX file '{path}' has no valid IDX header: is it the right file?")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise AnnlabError(f"IDX file '{path}' is truncated in its header: download it again.")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
@@ -61,14 +68,18 @@ def _find(folder: Path, stem: str) -> Path:
 
 def load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
     if not folder.is_dir():
-        raise AnnlabError(f"Data folder `dataset.path`='{folder}' does not exist: "
-                          "point it at the folder holding the IDX .gz files.")
+        raise AnnlabError(
+            f"Data folder `dataset.path`='{folder}' does not exist: "
+            "point it at the folder holding the IDX .gz files."
+        )
     arrays = {key: read_idx(_find(folder, stem)) for key, stem in IDX_FILES.items()}
     for part in ("", "_test"):
         n_images, n_labels = len(arrays[f"X{part}"]), len(arrays[f"y{part}"])
         if n_images != n_labels:
-            raise AnnlabError(f"IDX files in '{folder}' disagree: {n_images} images but "
-                              f"{n_labels} labels{' (test)' if part else ''}.")
+            raise AnnlabError(
+                f"IDX files in '{folder}' disagree: {n_images} images but "
+                f"{n_labels} labels{' (test)' if part else ''}."
+            )
     return arrays
 
 
@@ -101,5 +112,10 @@ def load_image_set(name: str, path: str | None) -> Dataset:
         source=str(path) if path else f"keras.datasets.{name}",
         is_image=True,
     )
-    return Dataset(arrays["X"].astype(np.uint8), arrays["y"].astype(np.int64), meta,
-                   arrays["X_test"].astype(np.uint8), arrays["y_test"].astype(np.int64))
+    return Dataset(
+        arrays["X"].astype(np.uint8),
+        arrays["y"].astype(np.int64),
+        meta,
+        arrays["X_test"].astype(np.uint8),
+        arrays["y_test"].astype(np.int64),
+    )

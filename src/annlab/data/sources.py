@@ -95,8 +95,9 @@ def check_dataset(dataset: Dataset, name: str) -> None:
         parts.append((" test", dataset.X_test, dataset.y_test))
     for part, X, y in parts:
         if len(X) == 0:
-            raise AnnlabError(f"Data set {name!r}{part} has no rows: check `dataset.path` and "
-                              "`dataset.limit`.")
+            raise AnnlabError(
+                f"Data set {name!r}{part} has no rows: check `dataset.path` and `dataset.limit`."
+            )
         if not np.issubdtype(X.dtype, np.number):
             raise AnnlabError(f"Data set {name!r}{part} has non-numeric features ({X.dtype}).")
         if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
@@ -106,8 +107,7 @@ def check_dataset(dataset: Dataset, name: str) -> None:
                 "clean or impute them before training."
             )
         if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-            raise AnnlabError(f"Data set {name!r}{part} has NaN or infinite targets: "
-                              "drop those rows.")
+            raise AnnlabError(f"Data set {name!r}{part} has NaN or infinite targets: drop those rows.")
         if dataset.meta.task in ("multiclass", "binary"):
             n_classes = len(dataset.meta.class_names or []) or 2
             if y.min() < 0 or y.max() >= n_classes:

@@ -36,8 +36,7 @@ class Splits:
         return {name: len(getattr(self, name)[0]) for name in SPLITS}
 
     def digest(self) -> str:
-        return digest({f"{n}_{k}": a for n in SPLITS
-                       for k, a in zip("Xy", getattr(self, n), strict=True)})
+        return digest({f"{n}_{k}": a for n in SPLITS for k, a in zip("Xy", getattr(self, n), strict=True)})
 
 
 def split_dataset(dataset: Dataset, cfg: SplitConfig, seed: int) -> Splits:
@@ -87,10 +86,11 @@ def _split_random(dataset: Dataset, cfg: SplitConfig, seed: int):
         )
     stratify = classify and cfg.stratify and _can_stratify(y, n_test, n_valid)
     X_rest, X_test, y_rest, y_test = train_test_split(
-        X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None)
+        X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None
+    )
     X_train, X_valid, y_train, y_valid = train_test_split(
-        X_rest, y_rest, test_size=n_valid, random_state=seed,
-        stratify=y_rest if stratify else None)
+        X_rest, y_rest, test_size=n_valid, random_state=seed, stratify=y_rest if stratify else None
+    )
     return (X_train, y_train), (X_valid, y_valid), (X_test, y_test)
 
 

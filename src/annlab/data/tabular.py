@@ -16,8 +16,9 @@ def read_table(path: Path):
     import pandas as pd
 
     if not path.is_file():
-        raise AnnlabError(f"Data file `dataset.path`='{path}' does not exist: "
-                          "point it at a CSV or Parquet file.")
+        raise AnnlabError(
+            f"Data file `dataset.path`='{path}' does not exist: point it at a CSV or Parquet file."
+        )
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -41,8 +42,7 @@ def infer_task(target) -> str:
     return "regression"
 
 
-def load_tabular(path: str, target: str, task: str = "auto",
-                 features: list[str] | None = None) -> Dataset:
+def load_tabular(path: str, target: str, task: str = "auto", features: list[str] | None = None) -> Dataset:
     """Read the file; `features` (if given) picks the feature columns, else all but target."""
     import pandas as pd
 
@@ -59,8 +59,10 @@ def load_tabular(path: str, target: str, task: str = "auto",
     if features:
         missing = [f for f in features if f not in frame.columns]
         if missing:
-            raise AnnlabError(f"`dataset.features` {missing} are not columns of '{file}'. "
-                              f"Columns: {', '.join(map(str, frame.columns))}.")
+            raise AnnlabError(
+                f"`dataset.features` {missing} are not columns of '{file}'. "
+                f"Columns: {', '.join(map(str, frame.columns))}."
+            )
         frame = frame[list(features)]
     non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
@@ -77,8 +79,10 @@ def load_tabular(path: str, target: str, task: str = "auto",
         class_names = [str(c) for c in classes]
     else:
         if not pd.api.types.is_numeric_dtype(y_col):
-            raise AnnlabError(f"Target column '{target}' of '{file}' is not numeric, so it cannot "
-                              "be a regression target: set `dataset.task=multiclass`.")
+            raise AnnlabError(
+                f"Target column '{target}' of '{file}' is not numeric, so it cannot "
+                "be a regression target: set `dataset.task=multiclass`."
+            )
         y = y_col.to_numpy(dtype=np.float32)
     meta = DatasetMeta(
         name="tabular",

@@ -32,8 +32,9 @@ def predict_outputs(cfg: Config, model, X: np.ndarray, batch_size: int = 1024) -
 
 def evaluate(cfg: Config, model, splits: Splits) -> Evaluation:
     X, y = splits.test
-    keras_scores = model.evaluate(model_inputs(cfg, X), model_targets(cfg, y),
-                                  batch_size=1024, verbose=0, return_dict=True)
+    keras_scores = model.evaluate(
+        model_inputs(cfg, X), model_targets(cfg, y), batch_size=1024, verbose=0, return_dict=True
+    )
     metrics = {f"test_{k}": float(v) for k, v in keras_scores.items()}
     outputs = predict_outputs(cfg, model, X)
     task = splits.meta.task
@@ -62,8 +63,7 @@ def _classification(output, y, splits: Splits, task: str):
     proba = class_probabilities(output, task)
     pred = proba.argmax(axis=1)
     labels = list(range(len(names)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     metrics = {
         "test_accuracy_sklearn": float(accuracy_score(y, pred)),
         "test_macro_f1": float(np.mean(f1)),
@@ -84,9 +84,12 @@ def _classification(output, y, splits: Splits, task: str):
         "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
         "class_names": names,
         "first_predictions": [
-            {"actual": names[int(y[i])],
-             "top": [{"class": names[int(j)], "probability": round(float(proba[i, j]), 4)}
-                     for j in top[i]]}
+            {
+                "actual": names[int(y[i])],
+                "top": [
+                    {"class": names[int(j)], "probability": round(float(proba[i, j]), 4)} for j in top[i]
+                ],
+            }
             for i in range(min(3, len(y)))
         ],
     }
@@ -98,9 +101,23 @@ def _regression(output, y):
 
     pred = output.reshape(len(y), -1)[:, 0]
     mse = float(mean_squared_error(y, pred))
-    metrics = {"test_mse": mse, "test_rmse": float(np.sqrt(mse)),
-               "test_mae": float(mean_absolute_error(y, pred)), "test_r2": float(r2_score(y, pred))}
-    predictions = {"actual": np.asarray(y, dtype=np.float64), "predicted": pred.astype(np.float64),
-                   "residual": (pred - y).astype(np.float64)}
-    return metrics, predictions, {"first_predictions": [
-        {"actual": float(y[i]), "predicted": float(pred[i])} for i in range(min(3, len(y)))]}
+    metrics = {
+        "test_mse": mse,
+        "test_rmse": float(np.sqrt(mse)),
+        "test_mae": float(mean_absolute_error(y, pred)),
+        "test_r2": float(r2_score(y, pred)),
+    }
+    predictions = {
+        "actual": np.asarray(y, dtype=np.float64),
+        "predicted": pred.astype(np.float64),
+        "residual": (pred - y).astype(np.float64),
+    }
+    return (
+        metrics,
+        predictions,
+        {
+            "first_predictions": [
+                {"actual": float(y[i]), "predicted": float(pred[i])} for i in range(min(3, len(y)))
+            ]
+        },
+    )

@@ -16,27 +16,30 @@ AUX_OUTPUT_MODELS = ("wide_deep_subclassed",)
 
 def uses_two_inputs(cfg: Config) -> bool:
     return cfg.model.name in TWO_INPUT_MODELS or (
-        cfg.model.name == "wide_deep" and cfg.model.wide_features is not None)
+        cfg.model.name == "wide_deep" and cfg.model.wide_features is not None
+    )
 
 
 def has_aux_output(cfg: Config) -> bool:
-    return cfg.model.name in AUX_OUTPUT_MODELS or (
-        cfg.model.name == "wide_deep" and cfg.model.aux_output)
+    return cfg.model.name in AUX_OUTPUT_MODELS or (cfg.model.name == "wide_deep" and cfg.model.aux_output)
 
 
 def check_model_fits_data(cfg: Config, meta: DatasetMeta) -> None:
     """Config-against-data checks that need no TensorFlow, run before any training starts."""
     m = cfg.model
     if m.name in ("wide_deep", "wide_deep_subclassed") and meta.is_image:
-        raise AnnlabError(f"model={m.name} takes tabular features; {meta.name!r} is an image "
-                          "data set: use model=mlp.")
+        raise AnnlabError(
+            f"model={m.name} takes tabular features; {meta.name!r} is an image data set: use model=mlp."
+        )
     if uses_two_inputs(cfg):
         n_features = int(np.prod(meta.input_shape))
         for key in ("wide_features", "deep_features"):
             indices = getattr(m, key)
             if not indices:
-                raise AnnlabError(f"Expected `model.{key}` to list feature indices for a "
-                                  f"two-input model. Received: model.{key}={indices}.")
+                raise AnnlabError(
+                    f"Expected `model.{key}` to list feature indices for a "
+                    f"two-input model. Received: model.{key}={indices}."
+                )
             bad = [i for i in indices if not 0 <= i < n_features]
             if bad:
                 raise AnnlabError(
@@ -48,11 +51,14 @@ def check_model_fits_data(cfg: Config, meta: DatasetMeta) -> None:
 
         head_for(cfg, meta)  # a loss or output activation that does not fit the task
     elif meta.task not in ("binary", "multiclass"):
-        raise AnnlabError(f"model=perceptron is a classifier; {meta.name!r} is a {meta.task} task: "
-                          "use model=mlp for regression.")
+        raise AnnlabError(
+            f"model=perceptron is a classifier; {meta.name!r} is a {meta.task} task: "
+            "use model=mlp for regression."
+        )
     if has_aux_output(cfg) and m.loss_weights is not None and len(m.loss_weights) != 2:
-        raise AnnlabError("Expected `model.loss_weights` to have 2 values (main, auxiliary). "
-                          f"Received: {m.loss_weights}.")
+        raise AnnlabError(
+            f"Expected `model.loss_weights` to have 2 values (main, auxiliary). Received: {m.loss_weights}."
+        )
 
 
 def build_model(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any]):

@@ -8,10 +8,18 @@ from annlab.config.schema import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, Confi
 from annlab.data.dataset import DatasetMeta
 from annlab.errors import AnnlabError
 
-DEFAULT_ACTIVATION = {"multiclass": "softmax", "binary": "sigmoid", "multilabel": "sigmoid",
-                      "regression": None}
-DEFAULT_LOSS = {"multiclass": "sparse_categorical_crossentropy", "binary": "binary_crossentropy",
-                "multilabel": "binary_crossentropy", "regression": "mse"}
+DEFAULT_ACTIVATION = {
+    "multiclass": "softmax",
+    "binary": "sigmoid",
+    "multilabel": "sigmoid",
+    "regression": None,
+}
+DEFAULT_LOSS = {
+    "multiclass": "sparse_categorical_crossentropy",
+    "binary": "binary_crossentropy",
+    "multilabel": "binary_crossentropy",
+    "regression": "mse",
+}
 
 
 @dataclass
@@ -42,8 +50,7 @@ def head_for(cfg: Config, meta: DatasetMeta) -> Head:
         )
     if task == "multiclass" and activation != "softmax":
         raise AnnlabError(
-            f"`model.output_activation`={activation} does not fit a {task} target: use softmax "
-            "(or auto)."
+            f"`model.output_activation`={activation} does not fit a {task} target: use softmax (or auto)."
         )
     metrics = cfg.training.metrics
     if metrics == "auto":

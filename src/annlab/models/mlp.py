@@ -23,14 +23,20 @@ def build_mlp(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head: Head
 
     model = keras.Sequential(name="mlp")
     model.add(keras.Input(shape=tuple(meta.input_shape), name="features"))
-    for layer in input_layers(scaler, meta.input_shape, rescaling=cfg.model.rescaling_layer,
-                              clip=cfg.split.clip):
+    for layer in input_layers(
+        scaler, meta.input_shape, rescaling=cfg.model.rescaling_layer, clip=cfg.split.clip
+    ):
         model.add(layer)
     model.add(keras.layers.Flatten(name="flatten"))
     for i, units in enumerate(layer_sizes(cfg.model.n_hidden, cfg.model.n_neurons)):
-        model.add(keras.layers.Dense(units, activation=cfg.model.activation,
-                                     kernel_initializer=cfg.model.kernel_initializer,
-                                     name=f"hidden_{i + 1}"))
+        model.add(
+            keras.layers.Dense(
+                units,
+                activation=cfg.model.activation,
+                kernel_initializer=cfg.model.kernel_initializer,
+                name=f"hidden_{i + 1}",
+            )
+        )
         if cfg.model.dropout > 0:
             model.add(keras.layers.Dropout(cfg.model.dropout, name=f"dropout_{i + 1}"))
     model.add(keras.layers.Dense(head.units, activation=head.activation, name="output"))

@@ -50,11 +50,9 @@ def fit_perceptron(cfg: Config, splits: Splits):
     if scaling is not None:
         x = scaling(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    output = keras.layers.Dense(units, activation="sigmoid" if binary else "softmax",
-                                name="output")(x)
+    output = keras.layers.Dense(units, activation="sigmoid" if binary else "softmax", name="output")(x)
     model = keras.Model(inputs, output, name="perceptron")
-    model.get_layer("output").set_weights([clf.coef_.T.astype(np.float32),
-                                           clf.intercept_.astype(np.float32)])
+    model.get_layer("output").set_weights([clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32)])
     loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
     model.compile(loss=loss, optimizer="sgd", metrics=["accuracy"])
     model.optimizer.build(model.trainable_variables)  # saved and reloaded like a trained net

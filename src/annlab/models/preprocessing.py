@@ -7,8 +7,13 @@ from typing import Any
 import numpy as np
 
 
-def scaling_layer(scaler: dict[str, Any], input_shape: list[int], name: str = "scaling",
-                  features: list[int] | None = None, rescaling: bool = False):
+def scaling_layer(
+    scaler: dict[str, Any],
+    input_shape: list[int],
+    name: str = "scaling",
+    features: list[int] | None = None,
+    rescaling: bool = False,
+):
     """`Normalization` with fixed statistics (not trainable, nothing to adapt at load time).
 
     `rescale` divides by the divisor: Normalization computes (x - 0) / sqrt(divisor**2) in
@@ -33,13 +38,20 @@ def scaling_layer(scaler: dict[str, Any], input_shape: list[int], name: str = "s
     axes = tuple(range(1, len(shape) + 1))
     return keras.layers.Normalization(
         axis=axes if len(axes) > 1 else -1,
-        mean=mean.reshape(shape), variance=variance.reshape(shape), name=name,
+        mean=mean.reshape(shape),
+        variance=variance.reshape(shape),
+        name=name,
     )
 
 
-def input_layers(scaler: dict[str, Any], input_shape: list[int], name: str = "scaling",
-                 features: list[int] | None = None, rescaling: bool = False,
-                 clip: float | None = None) -> list:
+def input_layers(
+    scaler: dict[str, Any],
+    input_shape: list[int],
+    name: str = "scaling",
+    features: list[int] | None = None,
+    rescaling: bool = False,
+    clip: float | None = None,
+) -> list:
     """The scaling layer, then, with `clip`, scaled values clipped to [-clip, clip].
 
     A feature far outside the training range (California's AveOccup reaches 1,243 where the
@@ -49,12 +61,13 @@ def input_layers(scaler: dict[str, Any], input_shape: list[int], name: str = "sc
     """
     import keras
 
-    scaling = scaling_layer(scaler, input_shape, name=name, features=features,
-                            rescaling=rescaling)
+    scaling = scaling_layer(scaler, input_shape, name=name, features=features, rescaling=rescaling)
     layers = [scaling] if scaling is not None else []
     if clip is not None:
         prefix = name.removesuffix("scaling")
-        layers += [keras.layers.Rescaling(1.0 / clip, name=f"{prefix}clip_in"),
-                   keras.layers.Activation("hard_tanh", name=f"{prefix}clip"),
-                   keras.layers.Rescaling(clip, name=f"{prefix}clip_out")]
+        layers += [
+            keras.layers.Rescaling(1.0 / clip, name=f"{prefix}clip_in"),
+            keras.layers.Activation("hard_tanh", name=f"{prefix}clip"),
+            keras.layers.Rescaling(clip, name=f"{prefix}clip_out"),
+        ]
     return layers

@@ -20,10 +20,16 @@ from annlab.models.mlp import layer_sizes
 class WideAndDeepModel(keras.Model):
     """Two inputs (`wide`, `deep`), a deep path of Dense layers, and main + auxiliary outputs."""
 
-    def __init__(self, units: list[int], activation: str = "relu", n_outputs: int = 1,
-                 output_activation: str | None = None,
-                 wide_stats: dict[str, list] | None = None,
-                 deep_stats: dict[str, list] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: list[int],
+        activation: str = "relu",
+        n_outputs: int = 1,
+        output_activation: str | None = None,
+        wide_stats: dict[str, list] | None = None,
+        deep_stats: dict[str, list] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.units = list(units)
         self.activation = activation
@@ -33,20 +39,21 @@ class WideAndDeepModel(keras.Model):
         self.deep_stats = deep_stats
         self.norm_wide = self._norm(wide_stats, "wide_scaling")
         self.norm_deep = self._norm(deep_stats, "deep_scaling")
-        self.hidden = [keras.layers.Dense(u, activation=activation, name=f"hidden_{i + 1}")
-                       for i, u in enumerate(self.units)]
+        self.hidden = [
+            keras.layers.Dense(u, activation=activation, name=f"hidden_{i + 1}")
+            for i, u in enumerate(self.units)
+        ]
         self.concat = keras.layers.Concatenate(name="concat")
-        self.main_output = keras.layers.Dense(n_outputs, activation=output_activation,
-                                              name="output")
-        self.aux_output = keras.layers.Dense(n_outputs, activation=output_activation,
-                                             name="aux_output")
+        self.main_output = keras.layers.Dense(n_outputs, activation=output_activation, name="output")
+        self.aux_output = keras.layers.Dense(n_outputs, activation=output_activation, name="aux_output")
 
     @staticmethod
     def _norm(stats: dict[str, list] | None, name: str):
         if not stats:
             return None
-        layer = keras.layers.Normalization(mean=np.asarray(stats["mean"]),
-                                           variance=np.asarray(stats["variance"]), name=name)
+        layer = keras.layers.Normalization(
+            mean=np.asarray(stats["mean"]), variance=np.asarray(stats["variance"]), name=name
+        )
         # Build eagerly: built inside the model's first (traced) call, the layer's constant
         # statistics would belong to a scratch graph.
         layer.build((None, len(stats["mean"])))
@@ -65,15 +72,23 @@ class WideAndDeepModel(keras.Model):
         return {"output": main, "aux_output": self.aux_output(hidden)}
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "n_outputs": self.n_outputs, "output_activation": self.output_activation,
-                "wide_stats": self.wide_stats, "deep_stats": self.deep_stats}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "n_outputs": self.n_outputs,
+            "output_activation": self.output_activation,
+            "wide_stats": self.wide_stats,
+            "deep_stats": self.deep_stats,
+        }
 
 
 def _stats(scaler: dict[str, Any], features: list[int]) -> dict[str, list] | None:
     if scaler.get("kind") == "standard":
-        return {"mean": [scaler["mean"][i] for i in features],
-                "variance": [scaler["variance"][i] for i in features]}
+        return {
+            "mean": [scaler["mean"][i] for i in features],
+            "variance": [scaler["variance"][i] for i in features],
+        }
     if scaler.get("kind") == "rescale":
         d = float(scaler["divisor"])
         return {"mean": [0.0] * len(features), "variance": [d * d] * len(features)}
@@ -84,9 +99,12 @@ def build_subclassed(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], hea
     m = cfg.model
     wide, deep = m.wide_features or [], m.deep_features or []
     model = WideAndDeepModel(
-        units=layer_sizes(m.n_hidden, m.n_neurons), activation=m.activation,
-        n_outputs=head.units, output_activation=head.activation,
-        wide_stats=_stats(scaler, wide), deep_stats=_stats(scaler, deep),
+        units=layer_sizes(m.n_hidden, m.n_neurons),
+        activation=m.activation,
+        n_outputs=head.units,
+        output_activation=head.activation,
+        wide_stats=_stats(scaler, wide),
+        deep_stats=_stats(scaler, deep),
         name="wide_deep_subclassed",
     )
     model({"wide": np.zeros((1, len(wide)), "float32"), "deep": np.zeros((1, len(deep)), "float32")})

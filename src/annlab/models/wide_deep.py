@@ -13,10 +13,8 @@ from annlab.models.mlp import layer_sizes
 from annlab.models.preprocessing import input_layers
 
 
-def _normalized(inputs, scaler, meta: DatasetMeta, name: str, features: list[int] | None,
-                clip: float | None):
-    for layer in input_layers(scaler, meta.input_shape, name=f"{name}_scaling",
-                              features=features, clip=clip):
+def _normalized(inputs, scaler, meta: DatasetMeta, name: str, features: list[int] | None, clip: float | None):
+    for layer in input_layers(scaler, meta.input_shape, name=f"{name}_scaling", features=features, clip=clip):
         inputs = layer(inputs)
     return inputs
 
@@ -37,9 +35,9 @@ def build_wide_deep(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head
         wide = deep = _normalized(inputs, scaler, meta, "input", None, cfg.split.clip)
     hidden = deep
     for i, units in enumerate(layer_sizes(m.n_hidden, m.n_neurons)):
-        hidden = keras.layers.Dense(units, activation=m.activation,
-                                    kernel_initializer=m.kernel_initializer,
-                                    name=f"hidden_{i + 1}")(hidden)
+        hidden = keras.layers.Dense(
+            units, activation=m.activation, kernel_initializer=m.kernel_initializer, name=f"hidden_{i + 1}"
+        )(hidden)
         if m.dropout > 0:
             hidden = keras.layers.Dropout(m.dropout, name=f"dropout_{i + 1}")(hidden)
     concat = keras.layers.Concatenate(name="concat")([wide, hidden])
@@ -47,5 +45,4 @@ def build_wide_deep(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], head
     if not m.aux_output:
         return keras.Model(inputs=inputs, outputs=output, name="wide_deep")
     aux = keras.layers.Dense(head.units, activation=head.activation, name="aux_output")(hidden)
-    return keras.Model(inputs=inputs, outputs={"output": output, "aux_output": aux},
-                       name="wide_deep")
+    return keras.Model(inputs=inputs, outputs={"output": output, "aux_output": aux}, name="wide_deep")

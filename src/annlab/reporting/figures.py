@@ -52,8 +52,15 @@ def confusion_matrix(matrix: list[list[int]], class_names: list[str], path: Path
     ax.set_ylabel("Actual")
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > m.max() / 2 else "black",
+                fontsize=8,
+            )
     ax.set_title("Confusion matrix (test set)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -61,8 +68,9 @@ def confusion_matrix(matrix: list[list[int]], class_names: list[str], path: Path
     return path
 
 
-def sample_images(images: np.ndarray, actual: list[str], predicted: list[str], path: Path,
-                  n: int = 24) -> Path:
+def sample_images(
+    images: np.ndarray, actual: list[str], predicted: list[str], path: Path, n: int = 24
+) -> Path:
     """A grid of test images titled with the predicted class; mistakes in red."""
     plt = _plt()
     n = min(n, len(images))
@@ -75,8 +83,11 @@ def sample_images(images: np.ndarray, actual: list[str], predicted: list[str], p
             continue
         ax.imshow(images[i], cmap="binary", interpolation="nearest")
         wrong = actual[i] != predicted[i]
-        ax.set_title(predicted[i] if not wrong else f"{predicted[i]}\n(is {actual[i]})",
-                     fontsize=8, color="red" if wrong else "black")
+        ax.set_title(
+            predicted[i] if not wrong else f"{predicted[i]}\n(is {actual[i]})",
+            fontsize=8,
+            color="red" if wrong else "black",
+        )
     fig.suptitle("Test images with predicted class (mistakes in red)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -122,8 +133,9 @@ def _as_numbers(values: list[str | None]) -> list[float] | None:
         return None
 
 
-def metric_against_params(points: dict[str, list[tuple[str | None, float]]], metric: str,
-                          direction: str, path: Path) -> Path:
+def metric_against_params(
+    points: dict[str, list[tuple[str | None, float]]], metric: str, direction: str, path: Path
+) -> Path:
     """One panel per swept setting: the metric of each run against the setting's value
     (numbers on a numeric axis, log-scaled when they span decades; other values as categories)."""
     plt = _plt()
@@ -157,8 +169,7 @@ def metric_against_params(points: dict[str, list[tuple[str | None, float]]], met
     return path
 
 
-def top_learning_curves(curves: dict[str, dict[str, list[float]]], metric: str,
-                        path: Path) -> Path:
+def top_learning_curves(curves: dict[str, dict[str, list[float]]], metric: str, path: Path) -> Path:
     """The validation metric per epoch of the top runs (solid), training counterpart dashed."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -167,8 +178,7 @@ def top_learning_curves(curves: dict[str, dict[str, list[float]]], metric: str,
         color = colors[i % len(colors)]
         for key, values in history.items():
             style = "-" if key == metric else "--"
-            ax.plot(range(1, len(values) + 1), values, style, color=color,
-                    label=f"{label} ({key})")
+            ax.plot(range(1, len(values) + 1), values, style, color=color, label=f"{label} ({key})")
     ax.set_xlabel("Epoch")
     ax.set_ylabel(metric)
     ax.grid(True)

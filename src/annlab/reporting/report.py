@@ -30,8 +30,7 @@ def config_summary(cfg: Config) -> list[tuple[str, str]]:
     return [
         ("experiment", cfg.experiment_name),
         ("data set", f"{cfg.dataset.name} (split {cfg.split.strategy}, scaling {cfg.split.scaling})"),
-        ("model", f"{m.name}: n_hidden={m.n_hidden}, n_neurons={m.n_neurons}, "
-                  f"activation={m.activation}"),
+        ("model", f"{m.name}: n_hidden={m.n_hidden}, n_neurons={m.n_neurons}, activation={m.activation}"),
         ("optimizer", f"{o.name}, learning_rate={o.learning_rate}"),
         ("training", f"epochs={t.epochs}, batch_size={t.batch_size}, seed={cfg.seed}"),
     ]
@@ -46,8 +45,7 @@ def _fmt(value: Any) -> str:
 def render_markdown(data: ReportData, figures_rel: dict[str, str]) -> str:
     out = [f"# {data.cfg.experiment_name}: training report", ""]
     if data.run_id:
-        out += [f"MLflow run `{data.run_id}` in `{data.tracking_uri}` "
-                f"(open with `annlab ui`).", ""]
+        out += [f"MLflow run `{data.run_id}` in `{data.tracking_uri}` (open with `annlab ui`).", ""]
     out += ["## Configuration", "", "| setting | value |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in config_summary(data.cfg)]
     out += ["", "## Test metrics", "", "| metric | value |", "|---|---|"]
@@ -59,9 +57,13 @@ def render_markdown(data: ReportData, figures_rel: dict[str, str]) -> str:
         for row in data.first_rows:
             out.append(f"| {row['actual']} | {row['prediction']} |")
     if data.comparison:
-        out += ["", f"## Runs of `{data.cfg.experiment_name}` (best first by "
-                f"{data.cfg.objective.metric})", "", "| run | objective | test metrics |",
-                "|---|---|---|"]
+        out += [
+            "",
+            f"## Runs of `{data.cfg.experiment_name}` (best first by {data.cfg.objective.metric})",
+            "",
+            "| run | objective | test metrics |",
+            "|---|---|---|",
+        ]
         for row in data.comparison:
             marker = " (this run)" if row["run_id"] == data.run_id else ""
             tests = ", ".join(f"{k}={_fmt(v)}" for k, v in list(row["metrics"].items())[:3])
@@ -88,33 +90,37 @@ def render_html(data: ReportData) -> str:
         f"<h1>{e(data.cfg.experiment_name)}: training report</h1>",
     ]
     if data.run_id:
-        parts.append(f"<p>MLflow run <code>{e(data.run_id)}</code> in "
-                     f"<code>{e(str(data.tracking_uri))}</code></p>")
+        parts.append(
+            f"<p>MLflow run <code>{e(data.run_id)}</code> in <code>{e(str(data.tracking_uri))}</code></p>"
+        )
     parts.append("<h2>Configuration</h2><table>")
     parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in config_summary(data.cfg)]
-    parts.append("</table><h2>Test metrics</h2><table id='metrics'><tr><th>metric</th>"
-                 "<th>value</th></tr>")
+    parts.append("</table><h2>Test metrics</h2><table id='metrics'><tr><th>metric</th><th>value</th></tr>")
     parts += [f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in data.metrics.items()]
     parts.append("</table>")
     for title, path in data.figures.items():
         parts.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='{_img(path)}'>")
     if data.first_rows:
-        parts.append("<h2>First test instances</h2><table><tr><th>actual</th>"
-                     "<th>prediction</th></tr>")
+        parts.append("<h2>First test instances</h2><table><tr><th>actual</th><th>prediction</th></tr>")
         for row in data.first_rows:
             cls = " class='wrong'" if row.get("wrong") else ""
-            parts.append(f"<tr{cls}><td>{e(str(row['actual']))}</td>"
-                         f"<td>{e(str(row['prediction']))}</td></tr>")
+            parts.append(
+                f"<tr{cls}><td>{e(str(row['actual']))}</td><td>{e(str(row['prediction']))}</td></tr>"
+            )
         parts.append("</table>")
     if data.comparison:
-        parts.append(f"<h2>Runs of {e(data.cfg.experiment_name)} (best first by "
-                     f"{e(data.cfg.objective.metric)})</h2><table id='runs'><tr><th>run</th>"
-                     "<th>objective</th><th>test metrics</th></tr>")
+        parts.append(
+            f"<h2>Runs of {e(data.cfg.experiment_name)} (best first by "
+            f"{e(data.cfg.objective.metric)})</h2><table id='runs'><tr><th>run</th>"
+            "<th>objective</th><th>test metrics</th></tr>"
+        )
         for row in data.comparison:
             cls = " class='best'" if row["run_id"] == data.run_id else ""
             tests = ", ".join(f"{k}={_fmt(v)}" for k, v in list(row["metrics"].items())[:3])
-            parts.append(f"<tr{cls}><td><code>runs:/{e(row['run_id'])}</code></td>"
-                         f"<td>{e(_fmt(row['objective']))}</td><td>{e(tests)}</td></tr>")
+            parts.append(
+                f"<tr{cls}><td><code>runs:/{e(row['run_id'])}</code></td>"
+                f"<td>{e(_fmt(row['objective']))}</td><td>{e(tests)}</td></tr>"
+            )
         parts.append("</table>")
     parts.append(f"<h2>Model summary</h2><pre>{e(data.summary)}</pre></body></html>")
     return "\n".join(parts)

@@ -25,13 +25,15 @@ FORMATS = ("savedmodel",)
 
 
 def next_version(base: Path) -> int:
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] \
-        if base.is_dir() else []
+    versions = (
+        [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+    )
     return max(versions, default=0) + 1
 
 
-def export_model(model_ref: str, output: str | Path | None = None, version: int | None = None,
-                 fmt: str = "savedmodel") -> Path:
+def export_model(
+    model_ref: str, output: str | Path | None = None, version: int | None = None, fmt: str = "savedmodel"
+) -> Path:
     """Write the SavedModel of `model_ref` to `<output>/<version>` and return that folder."""
     from annlab.serving.source import load_model
 
@@ -43,8 +45,10 @@ def export_model(model_ref: str, output: str | Path | None = None, version: int 
     base = Path(output) if output else DEFAULT_ROOT / str(loaded.meta.get("experiment_name") or "model")
     target = base / str(version or next_version(base))
     if target.exists():
-        raise AnnlabError(f"Export folder '{target}' already exists: pick another --version, or "
-                          "leave it out to write the next one.")
+        raise AnnlabError(
+            f"Export folder '{target}' already exists: pick another --version, or "
+            "leave it out to write the next one."
+        )
     base.mkdir(parents=True, exist_ok=True)
     tmp = base / f".{target.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -62,8 +66,9 @@ def export_model(model_ref: str, output: str | Path | None = None, version: int 
     return target
 
 
-def export_summary(model_ref: str, output: str | Path | None, version: int | None,
-                   fmt: str) -> str:
+def export_summary(model_ref: str, output: str | Path | None, version: int | None, fmt: str) -> str:
     target = export_model(model_ref, output, version, fmt)
-    return (f"export: {model_ref} -> {target} (TensorFlow SavedModel, signature serving_default; "
-            f"serve with tensorflow_model_server --model_base_path={target.parent.resolve()})")
+    return (
+        f"export: {model_ref} -> {target} (TensorFlow SavedModel, signature serving_default; "
+        f"serve with tensorflow_model_server --model_base_path={target.parent.resolve()})"
+    )

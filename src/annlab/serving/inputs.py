@@ -52,8 +52,10 @@ def read_features(path: str | Path, meta: dict[str, Any]) -> Features:
     """Load `path` as raw model inputs, checking columns, shape and values against `meta`."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise AnnlabError(f"Data file '{path}' does not exist: give a CSV / Parquet table or a "
-                          ".npy / IDX array of new rows to predict.")
+        raise AnnlabError(
+            f"Data file '{path}' does not exist: give a CSV / Parquet table or a "
+            ".npy / IDX array of new rows to predict."
+        )
     kind = kind_of(path)
     if kind == "table":
         return _from_table(path, meta)
@@ -66,11 +68,11 @@ def _read_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except ValueError as err:
         if "pickle" in str(err):
-            raise AnnlabError(f"'{path}' holds Python objects (a pickled array), which annlab does "
-                              "not load: save a numeric array (np.save of a float or int array)."
-                              ) from None
-        raise AnnlabError(f"'{path}' is not a valid .npy file ({err}): save it with np.save."
-                          ) from None
+            raise AnnlabError(
+                f"'{path}' holds Python objects (a pickled array), which annlab does "
+                "not load: save a numeric array (np.save of a float or int array)."
+            ) from None
+        raise AnnlabError(f"'{path}' is not a valid .npy file ({err}): save it with np.save.") from None
     except OSError as err:
         raise AnnlabError(f"Cannot read '{path}' as .npy ({err}): save it with np.save.") from None
 
@@ -86,12 +88,15 @@ def _shape_array(array: np.ndarray, path: Path, meta: dict[str, Any]) -> np.ndar
     shape = tuple(int(s) for s in meta["input_shape"])
     size = int(np.prod(shape))
     if array.dtype.kind not in "biuf":
-        raise AnnlabError(f"'{path}' holds {array.dtype} values; the model takes numbers: "
-                          "save a numeric array.")
+        raise AnnlabError(
+            f"'{path}' holds {array.dtype} values; the model takes numbers: save a numeric array."
+        )
     if array.shape == shape:
         array = array[np.newaxis]
-    elif (array.ndim == 2 and array.shape[1] == size and len(shape) > 1) \
-            or array.shape[1:] == (*shape, 1):  # flattened rows, or one trailing channel
+    elif (array.ndim == 2 and array.shape[1] == size and len(shape) > 1) or array.shape[1:] == (
+        *shape,
+        1,
+    ):  # flattened rows, or one trailing channel
         array = array.reshape((len(array), *shape))
     if array.shape[1:] != shape:
         what = "images" if meta.get("is_image") else "rows"
@@ -104,8 +109,9 @@ def _shape_array(array: np.ndarray, path: Path, meta: dict[str, Any]) -> np.ndar
         raise AnnlabError(f"'{path}' holds no rows: nothing to predict.")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         first = int(np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0])
-        raise AnnlabError(f"'{path}' holds NaN or infinite values (first at index {first}): "
-                          "fill or drop those rows.")
+        raise AnnlabError(
+            f"'{path}' holds NaN or infinite values (first at index {first}): fill or drop those rows."
+        )
     return array
 
 
@@ -117,12 +123,14 @@ def _read_table(path: Path):
             return pd.read_parquet(path)
         return pd.read_csv(path, sep="\t" if path.name.lower().endswith(".tsv") else ",")
     except pd.errors.EmptyDataError:
-        raise AnnlabError(f"Data file '{path}' is empty: it needs a header row with the feature "
-                          "names and at least one row.") from None
+        raise AnnlabError(
+            f"Data file '{path}' is empty: it needs a header row with the feature names and at least one row."
+        ) from None
     except Exception as err:  # pandas / pyarrow parse errors have many types
         first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise AnnlabError(f"Cannot read '{path}' as a table ({first}): save it as CSV with a "
-                          "header row, or as Parquet.") from None
+        raise AnnlabError(
+            f"Cannot read '{path}' as a table ({first}): save it as CSV with a header row, or as Parquet."
+        ) from None
 
 
 def _from_table(path: Path, meta: dict[str, Any]) -> Features:

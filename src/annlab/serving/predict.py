@@ -47,8 +47,9 @@ def class_probabilities(output: np.ndarray, task: str) -> np.ndarray:
     return output
 
 
-def _classification(output: np.ndarray, meta: dict[str, Any], top_k: int,
-                    prefix: str) -> dict[str, np.ndarray]:
+def _classification(
+    output: np.ndarray, meta: dict[str, Any], top_k: int, prefix: str
+) -> dict[str, np.ndarray]:
     task = meta["task"]
     proba = class_probabilities(output, task)
     names = meta.get("class_names") or [str(i) for i in range(proba.shape[1])]
@@ -57,8 +58,7 @@ def _classification(output: np.ndarray, meta: dict[str, Any], top_k: int,
     rows = np.arange(len(proba))
     columns: dict[str, np.ndarray] = {}
     if task == "multilabel":
-        columns[f"{prefix}predicted"] = np.asarray(
-            [";".join(labels[p >= 0.5]) for p in proba], dtype=object)
+        columns[f"{prefix}predicted"] = np.asarray([";".join(labels[p >= 0.5]) for p in proba], dtype=object)
     else:
         best = proba.argmax(axis=1)
         columns[f"{prefix}predicted"] = labels[best]
@@ -80,8 +80,9 @@ def _regression(output: np.ndarray, meta: dict[str, Any], name: str) -> dict[str
     return {f"{name}_{t}": output[:, i] for i, t in enumerate(targets)}
 
 
-def prediction_columns(outputs: dict[str, np.ndarray], meta: dict[str, Any],
-                       top_k: int = 3) -> dict[str, np.ndarray]:
+def prediction_columns(
+    outputs: dict[str, np.ndarray], meta: dict[str, Any], top_k: int = 3
+) -> dict[str, np.ndarray]:
     """The predictions table: `predicted` (+ probability, top-k) from the main output first,
     then a column (or two) per auxiliary output, named after it."""
     if top_k < 1:
@@ -106,8 +107,9 @@ def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> None:
 
     from annlab.io import atomic_file
 
-    frame = pd.DataFrame({k: (v.astype(np.float64) if v.dtype.kind == "f" else v)
-                          for k, v in columns.items()})
+    frame = pd.DataFrame(
+        {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in columns.items()}
+    )
     with atomic_file(path) as handle:
         frame.to_csv(handle, index=False)
 
@@ -124,5 +126,7 @@ def predict_file(model_ref: str, data: str | Path, output: str | Path, top_k: in
     columns = predict_rows(loaded.model, loaded.meta, features.X, top_k)
     write_table(output, columns)
     ignored = f"; ignored columns {features.ignored}" if features.ignored else ""
-    return (f"predict: {len(features.X)} rows of {data} with {loaded.source} "
-            f"({loaded.meta.get('name', '?')}, {loaded.meta['task']}) -> {output}{ignored}")
+    return (
+        f"predict: {len(features.X)} rows of {data} with {loaded.source} "
+        f"({loaded.meta.get('name', '?')}, {loaded.meta['task']}) -> {output}{ignored}"
+    )

@@ -63,8 +63,10 @@ def _get_run(client, run_id: str):
     except MlflowException:
         import mlflow
 
-        raise AnnlabError(f"MLflow run '{run_id}' not found in {mlflow.get_tracking_uri()}: check "
-                          "the id (mlflow ui), or set MLFLOW_TRACKING_URI to its store.") from None
+        raise AnnlabError(
+            f"MLflow run '{run_id}' not found in {mlflow.get_tracking_uri()}: check "
+            "the id (mlflow ui), or set MLFLOW_TRACKING_URI to its store."
+        ) from None
 
 
 def _models_by_run(client, experiment_ids: list[str]) -> dict[str, str]:
@@ -72,8 +74,10 @@ def _models_by_run(client, experiment_ids: list[str]) -> dict[str, str]:
     import mlflow
 
     found = mlflow.search_logged_models(
-        experiment_ids=experiment_ids, output_format="list",
-        order_by=[{"field_name": "creation_timestamp", "ascending": True}])
+        experiment_ids=experiment_ids,
+        output_format="list",
+        order_by=[{"field_name": "creation_timestamp", "ascending": True}],
+    )
     return {m.source_run_id: m.model_uri for m in found if m.source_run_id}
 
 
@@ -93,11 +97,14 @@ def _finished_runs(client, experiment_id: str, extra_filter: str = "") -> list[A
     return list(client.search_runs([experiment_id], filter_string=query, max_results=50000))
 
 
-def _objective(candidates: list[Candidate], metric: str | None, direction: str | None,
-               where: str) -> tuple[str, str]:
+def _objective(
+    candidates: list[Candidate], metric: str | None, direction: str | None, where: str
+) -> tuple[str, str]:
     """The metric key to compare and its direction: given, or the runs' own objective."""
-    objectives = {(c.run.data.params.get("objective.metric"),
-                   c.run.data.params.get("objective.direction")) for c in candidates}
+    objectives = {
+        (c.run.data.params.get("objective.metric"), c.run.data.params.get("objective.direction"))
+        for c in candidates
+    }
     if metric is None:
         if len(objectives) != 1 or None in next(iter(objectives)):
             shown = sorted(f"{m}/{d}" for m, d in objectives)
@@ -113,8 +120,10 @@ def _objective(candidates: list[Candidate], metric: str | None, direction: str |
         own = {d for m, d in objectives if m is not None and metric in (m, f"objective_{m}")}
         direction = own.pop() if len(own) == 1 else guess_direction(metric)
     if direction is None:
-        raise AnnlabError(f"Cannot tell whether --metric {metric} is better high or low: add "
-                          "--direction maximize or --direction minimize.")
+        raise AnnlabError(
+            f"Cannot tell whether --metric {metric} is better high or low: add "
+            "--direction maximize or --direction minimize."
+        )
     return key, direction
 
 
@@ -126,8 +135,10 @@ def _best(candidates: list[Candidate], key: str, direction: str, where: str) -> 
             c.value = float(value)
             scored.append(c)
     if not scored:
-        raise AnnlabError(f"No finished run of {where} with a logged model has the metric "
-                          f"{key!r}: pick another with --metric, or train first.")
+        raise AnnlabError(
+            f"No finished run of {where} with a logged model has the metric "
+            f"{key!r}: pick another with --metric, or train first."
+        )
     pick = max if direction == "maximize" else min
     return pick(scored, key=lambda c: c.value)
 
@@ -136,26 +147,32 @@ def _runs_to_compare(client, experiment: str | None, parent_run_id: str | None):
     """The finished runs of a sweep (children of its parent run) or of an experiment."""
     if parent_run_id:
         parent = _get_run(client, parent_run_id)
-        return (_finished_runs(client, parent.info.experiment_id,
-                               f"tags.mlflow.parentRunId = '{parent_run_id}'"),
-                f"sweep {parent_run_id}")
+        return (
+            _finished_runs(client, parent.info.experiment_id, f"tags.mlflow.parentRunId = '{parent_run_id}'"),
+            f"sweep {parent_run_id}",
+        )
     found = client.get_experiment_by_name(experiment or "")
     if found is None:
         import mlflow
 
         names = [e.name for e in client.search_experiments()]
-        raise AnnlabError(f"MLflow experiment {experiment!r} not found in "
-                          f"{mlflow.get_tracking_uri()}: experiments there: {names[:12]}.")
+        raise AnnlabError(
+            f"MLflow experiment {experiment!r} not found in "
+            f"{mlflow.get_tracking_uri()}: experiments there: {names[:12]}."
+        )
     return _finished_runs(client, found.experiment_id), f"experiment {experiment!r}"
 
 
-def _given_run(client, run_id: str, metric: str | None,
-               direction: str | None) -> tuple[Candidate, str | None, str | None]:
+def _given_run(
+    client, run_id: str, metric: str | None, direction: str | None
+) -> tuple[Candidate, str | None, str | None]:
     """A run named by id: promoted as is; its objective (or --metric) is recorded if logged."""
     found = _candidates(client, [_get_run(client, run_id)])
     if not found:
-        raise AnnlabError(f"MLflow run '{run_id}' has no logged model (tracking.log_model was "
-                          "false, or it failed before logging): pick another run.")
+        raise AnnlabError(
+            f"MLflow run '{run_id}' has no logged model (tracking.log_model was "
+            "false, or it failed before logging): pick another run."
+        )
     chosen = found[0]
     metrics = chosen.run.data.metrics
     try:
@@ -166,17 +183,23 @@ def _given_run(client, run_id: str, metric: str | None,
         return chosen, None, None  # not an annlab objective: nothing to record
     if key not in metrics:
         if metric is not None:
-            raise AnnlabError(f"MLflow run '{run_id}' has no metric {metric!r}: its metrics "
-                              f"are {sorted(metrics)[:12]}.")
+            raise AnnlabError(
+                f"MLflow run '{run_id}' has no metric {metric!r}: its metrics are {sorted(metrics)[:12]}."
+            )
         return chosen, None, None
     chosen.value = float(metrics[key])
     return chosen, key, direction
 
 
-def promote(run_id: str | None = None, experiment: str | None = None,
-            parent_run_id: str | None = None, metric: str | None = None,
-            direction: str | None = None, alias: str = DEFAULT_ALIAS,
-            name: str | None = None) -> Promotion:
+def promote(
+    run_id: str | None = None,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+    alias: str = DEFAULT_ALIAS,
+    name: str | None = None,
+) -> Promotion:
     """Register the chosen run's LoggedModel as a new version (or reuse the version already
     registered from that run) and set `alias` on it."""
     if sum(x is not None for x in (run_id, experiment, parent_run_id)) != 1:
@@ -191,17 +214,23 @@ def promote(run_id: str | None = None, experiment: str | None = None,
         runs, where = _runs_to_compare(client, experiment, parent_run_id)
         candidates = _candidates(client, runs)
         if not candidates:
-            raise AnnlabError(f"{where.capitalize()} has no finished run with a logged model: "
-                              "train one first (dvc repro, annlab-train).")
+            raise AnnlabError(
+                f"{where.capitalize()} has no finished run with a logged model: "
+                "train one first (dvc repro, annlab-train)."
+            )
         key, direction = _objective(candidates, metric, direction, where)
         chosen, n = _best(candidates, key, direction, where), len(candidates)
     run = chosen.run
     name = name or client.get_experiment(run.info.experiment_id).name
-    tags = {"annlab.run_id": run.info.run_id, "annlab.chosen_from": where,
-            "annlab.candidates": str(n)}
+    tags = {"annlab.run_id": run.info.run_id, "annlab.chosen_from": where, "annlab.candidates": str(n)}
     if key is not None:
-        tags.update({"annlab.metric": key, "annlab.metric_value": repr(chosen.value),
-                     "annlab.direction": str(direction)})
+        tags.update(
+            {
+                "annlab.metric": key,
+                "annlab.metric_value": repr(chosen.value),
+                "annlab.direction": str(direction),
+            }
+        )
     version = _register(client, name, chosen, tags)
     description = f"Promoted to @{alias} by `annlab promote`: run {run.info.run_id}"
     if key is not None:
@@ -212,8 +241,9 @@ def promote(run_id: str | None = None, experiment: str | None = None,
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, v)
     client.set_registered_model_alias(name, alias, version)
-    return Promotion(name, str(version), alias, run.info.run_id, chosen.model_uri, key,
-                     chosen.value, direction, n, where)
+    return Promotion(
+        name, str(version), alias, run.info.run_id, chosen.model_uri, key, chosen.value, direction, n, where
+    )
 
 
 def _register(client, name: str, chosen: Candidate, tags: dict[str, str]) -> str:
@@ -231,5 +261,7 @@ def _register(client, name: str, chosen: Candidate, tags: dict[str, str]) -> str
         return str(mlflow.register_model(chosen.model_uri, name, tags=tags).version)
     except MlflowException as err:
         first = str(err).splitlines()[0][:200]
-        raise AnnlabError(f"Cannot register {chosen.model_uri} as {name!r} ({first}): pick a "
-                          "valid registry name with --name.") from None
+        raise AnnlabError(
+            f"Cannot register {chosen.model_uri} as {name!r} ({first}): pick a "
+            "valid registry name with --name."
+        ) from None

@@ -35,5 +35,7 @@ def write_request(model_ref: str, data: str | Path, output: str | Path) -> str:
     features = read_features(data, loaded.meta)
     with atomic_file(output) as handle:
         json.dump(serving_request(loaded.meta, features.X), handle)
-    return (f"request: {len(features.X)} rows of {data} for {loaded.source} -> {output} "
-            f"(curl -H 'Content-Type: application/json' -d @{output} http://127.0.0.1:PORT/invocations)")
+    return (
+        f"request: {len(features.X)} rows of {data} for {loaded.source} -> {output} "
+        f"(curl -H 'Content-Type: application/json' -d @{output} http://127.0.0.1:PORT/invocations)"
+    )

@@ -69,8 +69,10 @@ def _load_local(path: Path) -> LoadedModel:
 def check_meta(meta: Any, where: str) -> None:
     missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
     if missing:
-        raise AnnlabError(f"Model metadata in {where} lacks {missing}: it was not trained by "
-                          "annlab, or by an older version; retrain it.")
+        raise AnnlabError(
+            f"Model metadata in {where} lacks {missing}: it was not trained by "
+            "annlab, or by an older version; retrain it."
+        )
 
 
 def _configure_store() -> str:
@@ -91,8 +93,10 @@ def model_uri_of_run(ref: str) -> str:
     try:
         run = mlflow.get_run(run_id)
     except MlflowException:
-        raise AnnlabError(f"MLflow run '{run_id}' not found in {uri}: check the id (mlflow ui), "
-                          "or set MLFLOW_TRACKING_URI to the store that holds it.") from None
+        raise AnnlabError(
+            f"MLflow run '{run_id}' not found in {uri}: check the id (mlflow ui), "
+            "or set MLFLOW_TRACKING_URI to the store that holds it."
+        ) from None
     tagged = run.data.tags.get(MODEL_URI_TAG)
     if tagged and name is None:
         return tagged
@@ -103,9 +107,11 @@ def model_uri_of_run(ref: str) -> str:
         output_format="list",
     )
     if not found:
-        raise AnnlabError(f"MLflow run '{run_id}' has no logged model{f' named {name!r}' if name else ''}:"
-                          " it ran with `tracking.log_model=false` or failed before logging; "
-                          "pick another run.")
+        raise AnnlabError(
+            f"MLflow run '{run_id}' has no logged model{f' named {name!r}' if name else ''}:"
+            " it ran with `tracking.log_model=false` or failed before logging; "
+            "pick another run."
+        )
     return found[0].model_uri
 
 
@@ -130,8 +136,10 @@ def _load_mlflow_model(model_uri: str, ref: str) -> LoadedModel:
         mlmodel = Model.load(str(local / "MLmodel"))
         keras_flavor = mlmodel.flavors.get("keras")
         if keras_flavor is None or keras_flavor.get("save_exported_model"):
-            raise AnnlabError(f"Model '{ref}' is not a Keras model saved as .keras "
-                              f"(flavours: {', '.join(mlmodel.flavors)}): log it with annlab.")
+            raise AnnlabError(
+                f"Model '{ref}' is not a Keras model saved as .keras "
+                f"(flavours: {', '.join(mlmodel.flavors)}): log it with annlab."
+            )
         file = local / keras_flavor.get("data", "data") / MODEL_FILE
         meta = mlmodel.metadata or {}
         check_meta(meta, f"model '{ref}'")

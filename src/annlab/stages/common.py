@@ -29,8 +29,11 @@ def run_entry(name: str, action: Callable[[], str]) -> None:
     except KeyboardInterrupt:
         if debug_requested():
             raise
-        print(f"annlab {name}: interrupted; the MLflow run is marked KILLED. Rerun the same "
-              "command to resume from the last completed epoch.", file=sys.stderr)
+        print(
+            f"annlab {name}: interrupted; the MLflow run is marked KILLED. Rerun the same "
+            "command to resume from the last completed epoch.",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_INTERRUPTED)
     print(summary, flush=True)
 

@@ -16,9 +16,12 @@ METRICS_FILE = "metrics.json"
 EVALUATION_DIR = "evaluation"
 
 
-def evaluate_stage(cfg: Config, data_dir: str | Path | None = None,
-                   model_dir: str | Path | None = None,
-                   reports_dir: str | Path | None = None) -> str:
+def evaluate_stage(
+    cfg: Config,
+    data_dir: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+) -> str:
     splits = load_splits(data_dir or cfg.paths.processed)
     model_dir = Path(model_dir or cfg.paths.models)
     reports = Path(reports_dir or cfg.paths.reports)
@@ -54,8 +57,12 @@ def write_predictions(path: Path, columns: dict) -> None:
         writer = csv.writer(handle)
         writer.writerow(names)
         for row in zip(*(columns[n] for n in names), strict=True):
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in
-                             (x.item() if hasattr(x, "item") else x for x in row)])
+            writer.writerow(
+                [
+                    f"{v:.6g}" if isinstance(v, float) else v
+                    for v in (x.item() if hasattr(x, "item") else x for x in row)
+                ]
+            )
 
 
 def write_plot_data(folder: Path, task: str, predictions: dict) -> None:

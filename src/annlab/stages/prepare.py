@@ -17,9 +17,11 @@ def prepare(cfg: Config, out_dir: str | Path | None = None) -> str:
     with atomic_dir(target) as tmp:
         save_dataset(tmp, dataset)
     n_test = 0 if dataset.X_test is None else len(dataset.X_test)
-    return (f"prepare: {dataset.meta.name} ({dataset.meta.task}), {len(dataset.X)} rows"
-            f"{f' + {n_test} test rows' if n_test else ''}, input shape "
-            f"{tuple(dataset.meta.input_shape)} -> {target}")
+    return (
+        f"prepare: {dataset.meta.name} ({dataset.meta.task}), {len(dataset.X)} rows"
+        f"{f' + {n_test} test rows' if n_test else ''}, input shape "
+        f"{tuple(dataset.meta.input_shape)} -> {target}"
+    )
 
 
 def main() -> None:

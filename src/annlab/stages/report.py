@@ -22,8 +22,12 @@ from annlab.tracking.helper import MlflowHelper, helper_for
 FIGURES_DIR = "figures"
 
 
-def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Path | None = None,
-           reports_dir: str | Path | None = None) -> str:
+def report(
+    cfg: Config,
+    data_dir: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+) -> str:
     model_dir = Path(model_dir or cfg.paths.models)
     reports = Path(reports_dir or cfg.paths.reports)
     for needed in (model_dir / "history.csv", reports / "metrics.json", model_dir / "run.json"):
@@ -35,8 +39,14 @@ def report(cfg: Config, data_dir: str | Path | None = None, model_dir: str | Pat
         return _report(cfg, data_dir, model_dir, reports, run_id, helper)
 
 
-def _report(cfg: Config, data_dir: str | Path | None, model_dir: Path, reports: Path,
-            run_id: str | None, helper: MlflowHelper | None) -> str:
+def _report(
+    cfg: Config,
+    data_dir: str | Path | None,
+    model_dir: Path,
+    reports: Path,
+    run_id: str | None,
+    helper: MlflowHelper | None,
+) -> str:
     import pandas as pd
 
     splits = load_splits(data_dir or cfg.paths.processed)
@@ -47,34 +57,51 @@ def _report(cfg: Config, data_dir: str | Path | None, model_dir: Path, reports: 
     predictions = pd.read_csv(reports / "evaluation" / "predictions.csv")
 
     with atomic_dir(reports / FIGURES_DIR) as tmp:
-        made = {"Learning curves": figures.learning_curves(history, tmp / "learning_curves.png",
-                                                           meta.task)}
+        made = {"Learning curves": figures.learning_curves(history, tmp / "learning_curves.png", meta.task)}
         first_rows = []
         if meta.task in ("multiclass", "binary"):
             made["Confusion matrix"] = figures.confusion_matrix(
-                details["confusion_matrix"], details["class_names"], tmp / "confusion_matrix.png")
+                details["confusion_matrix"], details["class_names"], tmp / "confusion_matrix.png"
+            )
             actual = predictions["actual"].astype(str).tolist()
             predicted = predictions["predicted"].astype(str).tolist()
             if meta.is_image:
                 made["Test images and predictions"] = figures.sample_images(
-                    splits.test[0], actual, predicted, tmp / "sample_predictions.png")
+                    splits.test[0], actual, predicted, tmp / "sample_predictions.png"
+                )
             for i in range(min(10, len(predictions))):
-                first_rows.append({"actual": actual[i], "wrong": actual[i] != predicted[i],
-                                   "prediction": f"{predicted[i]} "
-                                                 f"({predictions['probability'][i]:.2f})"})
+                first_rows.append(
+                    {
+                        "actual": actual[i],
+                        "wrong": actual[i] != predicted[i],
+                        "prediction": f"{predicted[i]} ({predictions['probability'][i]:.2f})",
+                    }
+                )
         else:
             made["Predicted against actual, residuals"] = figures.predicted_vs_actual(
                 predictions["actual"].to_numpy(np.float64),
-                predictions["predicted"].to_numpy(np.float64), tmp / "predicted_vs_actual.png")
-            first_rows = [{"actual": f"{a:.3f}", "prediction": f"{p:.3f}"} for a, p in
-                          zip(predictions["actual"][:10], predictions["predicted"][:10],
-                              strict=True)]
+                predictions["predicted"].to_numpy(np.float64),
+                tmp / "predicted_vs_actual.png",
+            )
+            first_rows = [
+                {"actual": f"{a:.3f}", "prediction": f"{p:.3f}"}
+                for a, p in zip(predictions["actual"][:10], predictions["predicted"][:10], strict=True)
+            ]
         comparison, uri = [], None
         if helper is not None:
             comparison, uri = helper.call(comparison_and_log, cfg, run_id, list(made.values()))
-        data = ReportData(cfg, meta.to_dict(), metrics, details, made,
-                          (model_dir / "summary.txt").read_text(), run_id, uri, comparison,
-                          first_rows)
+        data = ReportData(
+            cfg,
+            meta.to_dict(),
+            metrics,
+            details,
+            made,
+            (model_dir / "summary.txt").read_text(),
+            run_id,
+            uri,
+            comparison,
+            first_rows,
+        )
         rel = {title: f"{FIGURES_DIR}/{path.name}" for title, path in made.items()}
         markdown, page = render_markdown(data, rel), render_html(data)
     with atomic_file(reports / "report.md") as handle:
@@ -98,8 +125,9 @@ def comparison_and_log(cfg: Config, run_id: str, pngs: list[Path]):
             mlflow.log_artifact(str(png), artifact_path="figures")
     comparison = []
     with contextlib.suppress(Exception):  # the report must not fail on a comparison query
-        comparison = experiment_runs(cfg.experiment_name, f"objective_{cfg.objective.metric}",
-                                     cfg.objective.direction)
+        comparison = experiment_runs(
+            cfg.experiment_name, f"objective_{cfg.objective.metric}", cfg.objective.direction
+        )
     return comparison, uri
 
 

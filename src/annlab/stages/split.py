@@ -18,8 +18,10 @@ def split(cfg: Config, raw_dir: str | Path | None = None, out_dir: str | Path | 
     with atomic_dir(target) as tmp:
         save_splits(tmp, splits)
     sizes = splits.sizes()
-    return (f"split: train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']} "
-            f"({cfg.split.strategy}), scaling {splits.scaler['kind']} -> {target}")
+    return (
+        f"split: train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']} "
+        f"({cfg.split.strategy}), scaling {splits.scaler['kind']} -> {target}"
+    )
 
 
 def main() -> None:

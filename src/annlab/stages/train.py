@@ -11,8 +11,9 @@ from annlab.models.build import check_model_fits_data
 from annlab.stages.common import stage_main
 
 
-def train(cfg: Config, data_dir: str | Path | None = None, out_dir: str | Path | None = None,
-          **track_kwargs) -> str:
+def train(
+    cfg: Config, data_dir: str | Path | None = None, out_dir: str | Path | None = None, **track_kwargs
+) -> str:
     splits = load_splits(data_dir or cfg.paths.processed)
     check_model_fits_data(cfg, splits.meta)  # before TensorFlow is imported
     from annlab.training.run import train_and_track
@@ -20,14 +21,16 @@ def train(cfg: Config, data_dir: str | Path | None = None, out_dir: str | Path |
     target = Path(out_dir or cfg.paths.models)
     with atomic_dir(target) as tmp:
         outcome = train_and_track(cfg, splits, tmp, **track_kwargs)
-    last = {k: v[-1] for k, v in outcome.history.items()
-            if k in ("loss", "val_loss", cfg.objective.metric)}
+    last = {k: v[-1] for k, v in outcome.history.items() if k in ("loss", "val_loss", cfg.objective.metric)}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
     run = f", MLflow run {outcome.run_id}" if outcome.run_id else ""
     resumed = f", resumed after epoch {outcome.resumed_from_epoch}" if outcome.resumed_from_epoch else ""
     epochs = len(outcome.history.get("loss", []))
-    return (f"train: {cfg.model.name} on {splits.meta.name}, {epochs} epochs in "
-            f"{outcome.seconds:.1f}s{resumed} ({shown}){run} -> {target}")
+    return (
+        f"train: {cfg.model.name} on {splits.meta.name}, {epochs} epochs in "
+        f"{outcome.seconds:.1f}s{resumed} ({shown}){run} -> {target}"
+    )
+
 
 def main() -> None:
     stage_main("train", train)

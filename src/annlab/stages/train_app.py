@@ -60,8 +60,10 @@ def run_job(tree: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     data_dir = ensure_prepared(cfg)
-    tags = {"annlab.hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)",
-            "annlab.hydra.output_dir": str(out_dir)}
+    tags = {
+        "annlab.hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)",
+        "annlab.hydra.output_dir": str(out_dir),
+    }
     if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
         tags["annlab.sweep.job"] = str(hydra_cfg.job.num)
         tags["annlab.sweep.dir"] = str(Path(hydra_cfg.sweep.dir).resolve())
@@ -75,14 +77,24 @@ def run_job(tree: DictConfig) -> float | None:
         if cfg.tracking.run_name is None:
             tags["mlflow.runName"] = f"trial-{trial.number}"
         callbacks.append(pruning_callback(trial, cfg.objective.metric))
-    print(train(cfg, data_dir=data_dir, out_dir=out_dir / "models", extra_tags=tags,
-                parent_run_id=os.environ.get(PARENT_ENV) or None, callbacks=callbacks),
-          flush=True)
+    print(
+        train(
+            cfg,
+            data_dir=data_dir,
+            out_dir=out_dir / "models",
+            extra_tags=tags,
+            parent_run_id=os.environ.get(PARENT_ENV) or None,
+            callbacks=callbacks,
+        ),
+        flush=True,
+    )
     run_info = read_json(out_dir / "models" / "run.json")
     if trial is not None:
         finish_trial(trial, callbacks[0], run_info.get("run_id"))  # raises TrialPruned if pruned
-    print(evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models",
-                         reports_dir=out_dir / "reports"), flush=True)
+    print(
+        evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models", reports_dir=out_dir / "reports"),
+        flush=True,
+    )
     return run_info["objective"]["value"]
 
 
@@ -107,8 +119,11 @@ def main() -> None:
 
     config_dir = find_config_dir()
     if not (config_dir / "config.yaml").is_file():
-        print(f"annlab-train: error: '{config_dir}/config.yaml' not found: run from the project "
-              f"root (the folder holding conf/) or set {CONFIG_DIR_ENV}.", file=sys.stderr)
+        print(
+            f"annlab-train: error: '{config_dir}/config.yaml' not found: run from the project "
+            f"root (the folder holding conf/) or set {CONFIG_DIR_ENV}.",
+            file=sys.stderr,
+        )
         sys.exit(1)
     overrides = sys.argv[1:]
     if overrides and not any(arg.startswith("-") for arg in overrides):

@@ -48,8 +48,7 @@ class TrialLink:
         if not os.environ.get(TRIAL_ID_ENV):
             return None
         try:
-            return cls(os.environ[STORAGE_ENV], os.environ[STUDY_ENV],
-                       int(os.environ[TRIAL_ID_ENV]))
+            return cls(os.environ[STORAGE_ENV], os.environ[STUDY_ENV], int(os.environ[TRIAL_ID_ENV]))
         except (KeyError, ValueError) as err:
             raise AnnlabError(
                 f"Incomplete Optuna trial settings in the environment ({err}): set "
@@ -64,8 +63,9 @@ class TrialLink:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         pruner = instantiate(pruner_config) if pruner_config else optuna.pruners.NopPruner()
-        study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage),
-                                  pruner=pruner)
+        study = optuna.load_study(
+            study_name=self.study_name, storage=open_storage(self.storage), pruner=pruner
+        )
         return optuna.trial.Trial(study, self.trial_id)
 
 
@@ -118,9 +118,9 @@ def finish_trial(trial, callback, run_id: str | None) -> None:
 
         client = MlflowClient()
         retry_locked(lambda: client.set_tag(run_id, STATE_TAG, "PRUNED"))
-        retry_locked(lambda: client.set_tag(run_id, "annlab.optuna.pruned_at_epoch",
-                                            str(callback.pruned_at_epoch)))
+        retry_locked(
+            lambda: client.set_tag(run_id, "annlab.optuna.pruned_at_epoch", str(callback.pruned_at_epoch))
+        )
     raise optuna.TrialPruned(
-        f"trial {trial.number} pruned after epoch {callback.pruned_at_epoch} "
-        f"({callback.last_value:.4g})"
+        f"trial {trial.number} pruned after epoch {callback.pruned_at_epoch} ({callback.last_value:.4g})"
     )

@@ -21,10 +21,16 @@ CHUNK = 100  # MLflow's log_batch takes at most 100 params and 1,000 metrics per
 
 
 class DeferredRun:
-    def __init__(self, tracking: TrackingConfig, experiment_name: str, tags: dict[str, str],
-                 params: dict[str, Any], run_name: str | None = None,
-                 parent_run_id: str | None = None,
-                 on_created: Callable[[Any, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        tracking: TrackingConfig,
+        experiment_name: str,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        on_created: Callable[[Any, str], None] | None = None,
+    ) -> None:
         self.tracking = tracking
         self.experiment_name = experiment_name
         self.tags = dict(tags)
@@ -42,8 +48,7 @@ class DeferredRun:
     def start(self) -> None:
         """Begin creating the run in a background thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._create_safely, name="mlflow-run",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._create_safely, name="mlflow-run", daemon=True)
             self._thread.start()
 
     def _create_safely(self) -> None:
@@ -65,13 +70,13 @@ class DeferredRun:
         tags = dict(self.tags)
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
-        run = retry_locked(lambda: client.create_run(experiment_id, tags=resolve_tags(tags),
-                                                     run_name=self.run_name))
+        run = retry_locked(
+            lambda: client.create_run(experiment_id, tags=resolve_tags(tags), run_name=self.run_name)
+        )
         run_id = run.info.run_id
-        params = [Param(k, ("null" if v is None else str(v))[:6000])
-                  for k, v in self.params.items()]
+        params = [Param(k, ("null" if v is None else str(v))[:6000]) for k, v in self.params.items()]
         for i in range(0, len(params), CHUNK):
-            chunk = params[i:i + CHUNK]
+            chunk = params[i : i + CHUNK]
             retry_locked(lambda chunk=chunk: client.log_batch(run_id, params=chunk))
         if self.on_created is not None:
             self.on_created(client, run_id)
@@ -113,10 +118,9 @@ class DeferredRun:
         if not pending or run_id is None:
             return
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, epoch) for epoch, values in pending
-                   for k, v in values.items()]
+        metrics = [Metric(k, float(v), now, epoch) for epoch, values in pending for k, v in values.items()]
         for i in range(0, len(metrics), 1000):
-            chunk = metrics[i:i + 1000]
+            chunk = metrics[i : i + 1000]
             retry_locked(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk))
 
     # -- ending ---------------------------------------------------------------------------------
@@ -158,8 +162,7 @@ class DeferredRun:
                     epochs = [int(e) for e in previous.get("epoch", [])]
                     for i, epoch in enumerate(epochs):
                         if epoch < initial:
-                            deferred.log_epoch(epoch, {k: v[i] for k, v in previous.items()
-                                                       if k != "epoch"})
+                            deferred.log_epoch(epoch, {k: v[i] for k, v in previous.items() if k != "epoch"})
                 deferred.start()
 
             def on_epoch_end(self, epoch, logs=None):

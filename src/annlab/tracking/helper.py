@@ -33,8 +33,9 @@ class MlflowHelper:
         if sys.platform.startswith("linux") and "tensorflow" not in sys.modules:
             context = multiprocessing.get_context("fork")
             self._conn, child_end = context.Pipe()
-            self._process = context.Process(target=_serve, args=(child_end, self._conn, tracking),
-                                            name="annlab-mlflow", daemon=True)
+            self._process = context.Process(
+                target=_serve, args=(child_end, self._conn, tracking), name="annlab-mlflow", daemon=True
+            )
             self._process.start()
             child_end.close()
 
@@ -49,8 +50,9 @@ class MlflowHelper:
         try:
             ok, value = self._conn.recv()
         except EOFError:
-            raise AnnlabError("The MLflow helper process ended unexpectedly; check "
-                              "`MLFLOW_TRACKING_URI` and rerun.") from None
+            raise AnnlabError(
+                "The MLflow helper process ended unexpectedly; check `MLFLOW_TRACKING_URI` and rerun."
+            ) from None
         if not ok:
             raise AnnlabError(value)
         return value
@@ -68,8 +70,9 @@ class MlflowHelper:
         self.close()
 
 
-def helper_for(tracking: TrackingConfig, run_id: str | None
-               ) -> contextlib.AbstractContextManager[MlflowHelper | None]:
+def helper_for(
+    tracking: TrackingConfig, run_id: str | None
+) -> contextlib.AbstractContextManager[MlflowHelper | None]:
     """A started helper when there is a run to log to; otherwise nothing is started (None)."""
     return MlflowHelper(tracking) if run_id else contextlib.nullcontext()
 

@@ -65,8 +65,12 @@ def example_rows(inputs: Any, n: int = 3) -> Any:
     return np.asarray(inputs[:n])
 
 
-def log_keras_model(model, example_inputs: Any, registered_model_name: str | None = None,
-                    metadata: dict[str, Any] | None = None):
+def log_keras_model(
+    model,
+    example_inputs: Any,
+    registered_model_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+):
     """Log `model` with a signature inferred from a few rows and annlab's model metadata
     (task, class names, input mapping); returns the ModelInfo."""
     from mlflow.models import infer_signature

@@ -16,9 +16,13 @@ from annlab.signals import interrupts_as_exceptions
 
 
 @contextlib.contextmanager
-def run_context(experiment_name: str | None = None, run_id: str | None = None,
-                run_name: str | None = None, tags: dict[str, str] | None = None,
-                parent_run_id: str | None = None) -> Iterator[Any]:
+def run_context(
+    experiment_name: str | None = None,
+    run_id: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Any]:
     """Start (or resume, given `run_id`) a run and always end it with the right status."""
     import mlflow
 
@@ -81,5 +85,3 @@ def set_tags(tags: dict[str, str]) -> None:
     from annlab.tracking.store import retry_locked
 
     retry_locked(lambda: mlflow.set_tags(tags))
-
-

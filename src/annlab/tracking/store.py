@@ -29,7 +29,7 @@ def tracking_uri(cfg: TrackingConfig) -> str:
     uri = cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     root = dvc_executor_root()
     if root is not None and uri.startswith(SQLITE_PREFIX):
-        path = uri[len(SQLITE_PREFIX):]
+        path = uri[len(SQLITE_PREFIX) :]
         if path and not path.startswith("/"):
             return f"{SQLITE_PREFIX}{root / path}"
     return uri
@@ -85,7 +85,7 @@ def create_sqlite_store_once(uri: str) -> None:
 
     import mlflow
 
-    path = Path(uri[len(SQLITE_PREFIX):].split("?", 1)[0])
+    path = Path(uri[len(SQLITE_PREFIX) :].split("?", 1)[0])
     if not path.name or str(path) == ":memory:":
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +119,9 @@ def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float 
             return action()
         except Exception as err:  # sqlalchemy / MlflowException wrap the sqlite error
             text = str(err).lower()
-            transient = ("locked" in text or "already exists" in text or "unique constraint" in text
-                         or "busy" in text)
+            transient = (
+                "locked" in text or "already exists" in text or "unique constraint" in text or "busy" in text
+            )
             if not transient or attempt == attempts - 1:
                 raise
             time.sleep(wait)

@@ -80,23 +80,37 @@ class SweepParentCallback(Callback):
             "annlab.hydra.overrides": " ".join(overrides) or "(none)",
         }
         client = MlflowClient()
-        run = store.retry_locked(lambda: client.create_run(
-            self.experiment_id, run_name="sweep-" + "_".join(sweep_dir.parts[-2:]), tags=tags))
+        run = store.retry_locked(
+            lambda: client.create_run(
+                self.experiment_id, run_name="sweep-" + "_".join(sweep_dir.parts[-2:]), tags=tags
+            )
+        )
         self.parent_run_id = run.info.run_id
         atexit.register(self._end_if_still_running)
         _log_sweep_params(client, self.parent_run_id, cfg, space)
-        client.log_dict(self.parent_run_id, OmegaConf.to_container(
-            OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True),
-            "sweep/config.yaml")
-        client.log_dict(self.parent_run_id, {
-            "overrides": overrides,
-            "sweeper": OmegaConf.to_container(hydra.sweeper, resolve=True),
-            "launcher": OmegaConf.to_container(hydra.launcher, resolve=True),
-        }, "sweep/hydra.yaml")
+        client.log_dict(
+            self.parent_run_id,
+            OmegaConf.to_container(
+                OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True
+            ),
+            "sweep/config.yaml",
+        )
+        client.log_dict(
+            self.parent_run_id,
+            {
+                "overrides": overrides,
+                "sweeper": OmegaConf.to_container(hydra.sweeper, resolve=True),
+                "launcher": OmegaConf.to_container(hydra.launcher, resolve=True),
+            },
+            "sweep/hydra.yaml",
+        )
         os.environ[PARENT_ENV] = self.parent_run_id
         set_job_env(config, {PARENT_ENV: self.parent_run_id, "MLFLOW_TRACKING_URI": absolute(uri)})
-        print(f"annlab sweep: MLflow parent run {self.parent_run_id} in experiment "
-              f"'{cfg.experiment_name}' ({uri})", flush=True)
+        print(
+            f"annlab sweep: MLflow parent run {self.parent_run_id} in experiment "
+            f"'{cfg.experiment_name}' ({uri})",
+            flush=True,
+        )
 
     def _end(self, config: DictConfig) -> None:
         from mlflow import MlflowClient
@@ -111,28 +125,37 @@ class SweepParentCallback(Callback):
         assert parent is not None and self.experiment_id is not None
         children = child_runs(client, self.experiment_id, parent)
         best = best_run(children, cfg.objective.metric, cfg.objective.direction)
-        counts = {status: sum(1 for r in children if r.info.status == status)
-                  for status in ("FINISHED", "FAILED", "KILLED")}
+        counts = {
+            status: sum(1 for r in children if r.info.status == status)
+            for status in ("FINISHED", "FAILED", "KILLED")
+        }
         pruned = sum(1 for r in children if r.data.tags.get(PRUNED_TAG) == "PRUNED")
         now = _now_ms()
-        metrics = [Metric("sweep_jobs", len(children), now, 0),
-                   Metric("sweep_jobs_finished", counts["FINISHED"] - pruned, now, 0),
-                   Metric("sweep_jobs_failed", counts["FAILED"] + counts["KILLED"], now, 0),
-                   Metric("sweep_jobs_pruned", pruned, now, 0)]
+        metrics = [
+            Metric("sweep_jobs", len(children), now, 0),
+            Metric("sweep_jobs_finished", counts["FINISHED"] - pruned, now, 0),
+            Metric("sweep_jobs_failed", counts["FAILED"] + counts["KILLED"], now, 0),
+            Metric("sweep_jobs_pruned", pruned, now, 0),
+        ]
         tags = []
         if best is not None:
             value = objective_of(best, cfg.objective.metric)
             metrics.append(Metric(f"best_{cfg.objective.metric}", value, now, 0))
-            tags += [RunTag("annlab.sweep.best_run_id", best.info.run_id),
-                     RunTag("annlab.sweep.best_run_name", best.info.run_name or ""),
-                     RunTag("annlab.sweep.best_overrides",
-                            best.data.tags.get("annlab.hydra.overrides", ""))]
-            print(f"annlab sweep: best of {len(children)} runs: {best.info.run_id} "
-                  f"({best.data.tags.get('annlab.hydra.overrides', '')}) "
-                  f"{cfg.objective.metric}={value:.4f}", flush=True)
+            tags += [
+                RunTag("annlab.sweep.best_run_id", best.info.run_id),
+                RunTag("annlab.sweep.best_run_name", best.info.run_name or ""),
+                RunTag("annlab.sweep.best_overrides", best.data.tags.get("annlab.hydra.overrides", "")),
+            ]
+            print(
+                f"annlab sweep: best of {len(children)} runs: {best.info.run_id} "
+                f"({best.data.tags.get('annlab.hydra.overrides', '')}) "
+                f"{cfg.objective.metric}={value:.4f}",
+                flush=True,
+            )
         else:
-            tags.append(RunTag("annlab.failure_reason",
-                               f"no job of the sweep finished ({len(children)} started)"))
+            tags.append(
+                RunTag("annlab.failure_reason", f"no job of the sweep finished ({len(children)} started)")
+            )
         retry_locked(lambda: client.log_batch(parent, metrics=metrics, tags=tags))
         status = "FINISHED" if best is not None else "FAILED"
         retry_locked(lambda: client.set_terminated(parent, status))
@@ -147,8 +170,11 @@ class SweepParentCallback(Callback):
 
         with contextlib.suppress(Exception):
             client = MlflowClient()
-            client.set_tag(self.parent_run_id, "annlab.failure_reason",
-                           "the sweep stopped before its end (interrupted, or a job raised)")
+            client.set_tag(
+                self.parent_run_id,
+                "annlab.failure_reason",
+                "the sweep stopped before its end (interrupted, or a job raised)",
+            )
             client.set_terminated(self.parent_run_id, "KILLED")
 
 
@@ -179,8 +205,8 @@ def absolute(uri: str) -> str:
     """A relative sqlite URI made absolute, so jobs with another working directory (Ray
     workers) find the same file; any other URI as it is."""
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
 
 
@@ -236,7 +262,7 @@ def _log_sweep_params(client, run_id: str, cfg, swept: dict[str, str]) -> None:
     flat.update({f"sweep.{k}": v for k, v in swept.items()})
     params = [Param(k, v[:6000]) for k, v in sorted(flat.items())]
     for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
-        chunk = params[i:i + MAX_PARAMS_PER_BATCH]
+        chunk = params[i : i + MAX_PARAMS_PER_BATCH]
         retry_locked(lambda chunk=chunk: client.log_batch(run_id, params=chunk))
 
 
@@ -247,9 +273,14 @@ def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
     runs: list = []
     token = None
     while True:
-        page = retry_locked(lambda token=token: client.search_runs(
-            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=1000, page_token=token))
+        page = retry_locked(
+            lambda token=token: client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                max_results=1000,
+                page_token=token,
+            )
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -266,8 +297,11 @@ def objective_of(run, metric: str) -> float | None:
 
 def best_run(runs: Iterable, metric: str, direction: str):
     """The best FINISHED, not pruned run by the objective, or None."""
-    scored = [(objective_of(r, metric), r) for r in runs
-              if r.info.status == "FINISHED" and r.data.tags.get(PRUNED_TAG) != "PRUNED"]
+    scored = [
+        (objective_of(r, metric), r)
+        for r in runs
+        if r.info.status == "FINISHED" and r.data.tags.get(PRUNED_TAG) != "PRUNED"
+    ]
     scored = [(v, r) for v, r in scored if v is not None]
     if not scored:
         return None

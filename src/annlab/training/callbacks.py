@@ -43,11 +43,17 @@ def configured_callbacks(cfg: TrainingConfig, out_dir: Path, tensorboard_dir: Pa
     callbacks: list = []
     if cfg.early_stopping.enabled:
         es = cfg.early_stopping
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, patience=es.patience, restore_best_weights=es.restore_best_weights))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=es.monitor, patience=es.patience, restore_best_weights=es.restore_best_weights
+            )
+        )
     if cfg.checkpoint.enabled:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            str(out_dir / "checkpoint.keras"), save_best_only=cfg.checkpoint.save_best_only))
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(out_dir / "checkpoint.keras"), save_best_only=cfg.checkpoint.save_best_only
+            )
+        )
     if cfg.tensorboard.enabled and tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     return callbacks

@@ -49,9 +49,14 @@ def distribution_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def compile_model(cfg: Config, model, loss: str, metrics: list[str],
-                  learning_rate: float | None = None, steps_per_execution: int | None = None
-                  ) -> None:
+def compile_model(
+    cfg: Config,
+    model,
+    loss: str,
+    metrics: list[str],
+    learning_rate: float | None = None,
+    steps_per_execution: int | None = None,
+) -> None:
     from annlab.training.optimizers import build_optimizer
 
     if has_aux_output(cfg):
@@ -66,9 +71,13 @@ def compile_model(cfg: Config, model, loss: str, metrics: list[str],
         from dataclasses import replace
 
         optimizer_cfg = replace(cfg.optimizer, learning_rate=learning_rate)
-    model.compile(loss=loss_arg, optimizer=build_optimizer(optimizer_cfg), metrics=metric_arg,
-                  loss_weights=loss_weights,
-                  steps_per_execution=steps_per_execution or _steps_per_execution(cfg))
+    model.compile(
+        loss=loss_arg,
+        optimizer=build_optimizer(optimizer_cfg),
+        metrics=metric_arg,
+        loss_weights=loss_weights,
+        steps_per_execution=steps_per_execution or _steps_per_execution(cfg),
+    )
 
 
 def _steps_per_execution(cfg: Config) -> int:
@@ -95,8 +104,14 @@ def read_epochs(path: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in ordered] for key in ordered[0]}
 
 
-def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = None,
-        state_dir: Path | None = None, tensorboard_dir: Path | None = None) -> FitResult:
+def fit(
+    cfg: Config,
+    splits: Splits,
+    out_dir: Path,
+    callbacks: list | None = None,
+    state_dir: Path | None = None,
+    tensorboard_dir: Path | None = None,
+) -> FitResult:
     """Fit; with `state_dir`, every epoch is backed up there (weights, optimizer, metrics) so
     an interrupted run resumes from its last completed epoch when fitted again."""
     if cfg.model.name == "perceptron":
@@ -122,8 +137,9 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
             from annlab.training.lr_finder import find_learning_rate
 
             compile_model(cfg, model, head.loss, head.metrics, steps_per_execution=1)
-            finder = find_learning_rate(model, train_inputs, train_targets,
-                                        cfg.training.batch_size, cfg.training.lr_finder)
+            finder = find_learning_rate(
+                model, train_inputs, train_targets, cfg.training.batch_size, cfg.training.lr_finder
+            )
             learning_rate = finder.suggested_rate if cfg.training.lr_finder.apply else None
         compile_model(cfg, model, head.loss, head.metrics, learning_rate=learning_rate)
     guard = stop_on_non_finite_loss()
@@ -141,10 +157,13 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
     all_callbacks.append(safe_interrupt_callback())  # last: after the epoch's backup
     start = time.perf_counter()
     history = model.fit(
-        train_inputs, train_targets,
+        train_inputs,
+        train_targets,
         validation_data=(model_inputs(cfg, X_valid), model_targets(cfg, y_valid)),
-        epochs=cfg.training.epochs, batch_size=cfg.training.batch_size,
-        callbacks=all_callbacks, verbose=resolve_verbose(cfg.training.verbose),
+        epochs=cfg.training.epochs,
+        batch_size=cfg.training.batch_size,
+        callbacks=all_callbacks,
+        verbose=resolve_verbose(cfg.training.verbose),
     )
     seconds = time.perf_counter() - start
     if guard.reason is not None:
@@ -152,13 +171,23 @@ def fit(cfg: Config, splits: Splits, out_dir: Path, callbacks: list | None = Non
             f"Training stopped: {guard.reason}. Lower `optimizer.learning_rate` "
             f"(now {cfg.optimizer.learning_rate}) or check the data for extreme values."
         )
-    hist = {"epoch": [float(e) for e in history.epoch],
-            **{k: [float(v) for v in values] for k, values in history.history.items()}}
+    hist = {
+        "epoch": [float(e) for e in history.epoch],
+        **{k: [float(v) for v in values] for k, values in history.history.items()},
+    }
     if state_dir is not None:
         hist = read_epochs(state_dir / EPOCHS_FILE) or hist  # all epochs, resumed ones too
     initial_epoch = probe.initial_epoch if state_dir is not None else 0
-    return FitResult(model, hist, seconds, head.loss, head.metrics, lr_finder=finder,
-                     initial_epoch=initial_epoch, replicas=strategy.num_replicas_in_sync)
+    return FitResult(
+        model,
+        hist,
+        seconds,
+        head.loss,
+        head.metrics,
+        lr_finder=finder,
+        initial_epoch=initial_epoch,
+        replicas=strategy.num_replicas_in_sync,
+    )
 
 
 def _ResumeProbe():  # noqa: N802  (a class made on demand, so keras loads only when training)

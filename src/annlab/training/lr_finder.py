@@ -55,8 +55,7 @@ def exponential_rate_callback(min_rate: float, max_rate: float, steps: int):
     return ExponentialLearningRate()
 
 
-def find_learning_rate(model, inputs, targets, batch_size: int, cfg: LRFinderConfig
-                       ) -> LRFinderResult:
+def find_learning_rate(model, inputs, targets, batch_size: int, cfg: LRFinderConfig) -> LRFinderResult:
     """Run the finder on `model` (compiled with steps_per_execution=1); weights are restored."""
     n = len(targets["output"]) if isinstance(targets, dict) else len(targets)
     steps_per_epoch = max(1, math.ceil(n / batch_size))
@@ -64,12 +63,10 @@ def find_learning_rate(model, inputs, targets, batch_size: int, cfg: LRFinderCon
     epochs = max(1, math.ceil(MIN_STEPS / steps_per_epoch))
     initial = model.get_weights()
     callback = exponential_rate_callback(cfg.min_rate, cfg.max_rate, steps_per_epoch * epochs)
-    model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, callbacks=[callback],
-              verbose=0)
+    model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, callbacks=[callback], verbose=0)
     model.set_weights(initial)
     smoothed = _smooth(callback.losses)
-    pairs = [(r, loss) for r, loss in zip(callback.rates, smoothed, strict=True)
-             if math.isfinite(loss)]
+    pairs = [(r, loss) for r, loss in zip(callback.rates, smoothed, strict=True) if math.isfinite(loss)]
     best_rate = min(pairs, key=lambda p: p[1])[0] if pairs else cfg.min_rate
     return LRFinderResult(callback.rates, smoothed, best_rate / 10)
 
@@ -95,8 +92,9 @@ def plot_lr_finder(result: LRFinderResult, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot(result.rates, result.losses)
     ax.set_xscale("log")
-    ax.axvline(result.suggested_rate, color="r", linestyle="--",
-               label=f"suggested {result.suggested_rate:.2g}")
+    ax.axvline(
+        result.suggested_rate, color="r", linestyle="--", label=f"suggested {result.suggested_rate:.2g}"
+    )
     finite = [v for v in result.losses if math.isfinite(v)]
     if finite:
         ax.set_ylim(min(finite) * 0.9, min(finite) * 4)

@@ -10,13 +10,11 @@ def build_optimizer(cfg: OptimizerConfig):
 
     rate = cfg.learning_rate
     if cfg.schedule == "exponential":
-        rate = keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, cfg.decay_steps,
-                                                           cfg.decay_rate)
+        rate = keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, cfg.decay_steps, cfg.decay_rate)
     elif cfg.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.decay_steps)
     if cfg.name == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=cfg.momentum,
-                                    nesterov=cfg.nesterov)
+        return keras.optimizers.SGD(learning_rate=rate, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.name == "adam":
         return keras.optimizers.Adam(learning_rate=rate)
     return keras.optimizers.RMSprop(learning_rate=rate, momentum=cfg.momentum)

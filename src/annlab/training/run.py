@@ -89,10 +89,15 @@ def objective_value(cfg: Config, history: dict[str, list[float]]) -> float | Non
     return values[-1]
 
 
-def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
-                    extra_tags: dict[str, str] | None = None,
-                    parent_run_id: str | None = None,
-                    callbacks: list | None = None) -> TrainOutcome:
+def train_and_track(
+    cfg: Config,
+    splits: Splits,
+    out_dir: Path,
+    *,
+    extra_tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    callbacks: list | None = None,
+) -> TrainOutcome:
     """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow.
 
     The MLflow run is created in the background once training starts (`DeferredRun`), and
@@ -109,12 +114,23 @@ def train_and_track(cfg: Config, splits: Splits, out_dir: Path, *,
         from annlab.tracking.deferred import DeferredRun
 
         uri = store.check_reachable(cfg.tracking)  # an unreachable server fails before training
-        tags = {**lineage.git_tags(), **lineage.dvc_lock_tags(), **(extra_tags or {}),
-                "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
-                "annlab.dataset": splits.meta.name, "annlab.model": cfg.model.name}
-        deferred = DeferredRun(cfg.tracking, cfg.experiment_name, tags, flatten(to_dict(cfg)),
-                               run_name=cfg.tracking.run_name, parent_run_id=parent_run_id,
-                               on_created=_background_setup(cfg, splits))
+        tags = {
+            **lineage.git_tags(),
+            **lineage.dvc_lock_tags(),
+            **(extra_tags or {}),
+            "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
+            "annlab.dataset": splits.meta.name,
+            "annlab.model": cfg.model.name,
+        }
+        deferred = DeferredRun(
+            cfg.tracking,
+            cfg.experiment_name,
+            tags,
+            flatten(to_dict(cfg)),
+            run_name=cfg.tracking.run_name,
+            parent_run_id=parent_run_id,
+            on_created=_background_setup(cfg, splits),
+        )
     from annlab.training.setup import configure_tensorflow
 
     configure_tensorflow(cfg.training, cfg.seed)
@@ -148,17 +164,24 @@ def _background_setup(cfg: Config, splits: Splits):
         X, y = splits.train
         with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
             warnings.simplefilter("ignore")
-            dataset = mlflow.data.from_numpy(X, targets=y, name=splits.meta.name,
-                                             source=splits.meta.source or splits.meta.name)
-        entity = DatasetInput(dataset._to_mlflow_entity(),
-                              tags=[InputTag("mlflow.data.context", "training")])
+            dataset = mlflow.data.from_numpy(
+                X, targets=y, name=splits.meta.name, source=splits.meta.source or splits.meta.name
+            )
+        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
         client.log_inputs(run_id, datasets=[entity])
 
     return log_dataset
 
 
-def _train(cfg: Config, splits: Splits, out_dir: Path, deferred, uri: str | None,
-           state_dir: Path, extra_callbacks: list | None = None) -> TrainOutcome:
+def _train(
+    cfg: Config,
+    splits: Splits,
+    out_dir: Path,
+    deferred,
+    uri: str | None,
+    state_dir: Path,
+    extra_callbacks: list | None = None,
+) -> TrainOutcome:
     from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
     callbacks = list(extra_callbacks or [])  # e.g. Optuna's pruning callback in a search
@@ -167,8 +190,14 @@ def _train(cfg: Config, splits: Splits, out_dir: Path, deferred, uri: str | None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tb_dir = Path(cfg.training.tensorboard.log_dir) / f"{cfg.experiment_name}-{stamp}"
     uses_state = cfg.model.name != "perceptron"
-    result = fit(cfg, splits, out_dir, callbacks=callbacks,
-                 state_dir=state_dir if uses_state else None, tensorboard_dir=tb_dir)
+    result = fit(
+        cfg,
+        splits,
+        out_dir,
+        callbacks=callbacks,
+        state_dir=state_dir if uses_state else None,
+        tensorboard_dir=tb_dir,
+    )
     result.model.save(out_dir / MODEL_FILE)
     write_history(out_dir / HISTORY_FILE, result.history)
     meta = model_meta(cfg, splits)
@@ -190,25 +219,39 @@ def _train(cfg: Config, splits: Splits, out_dir: Path, deferred, uri: str | None
         retry_locked(lambda: mlflow.start_run(run_id=run_id))  # the run, now in this thread
         _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir, meta)
         deferred.end("FINISHED")
-    write_json(out_dir / RUN_FILE, {
-        "run_id": run_id,
-        "experiment_name": cfg.experiment_name,
-        "tracking_uri": uri,
-        "objective": {"metric": cfg.objective.metric, "value": objective},
-    })
+    write_json(
+        out_dir / RUN_FILE,
+        {
+            "run_id": run_id,
+            "experiment_name": cfg.experiment_name,
+            "tracking_uri": uri,
+            "objective": {"metric": cfg.objective.metric, "value": objective},
+        },
+    )
     return TrainOutcome(run_id, result.history, result.seconds, objective, result.initial_epoch)
 
 
-def _log_outputs(cfg: Config, result, splits: Splits, summary: str, out_dir: Path,
-                 objective: float | None, tb_dir: Path, meta: dict[str, Any]) -> None:
+def _log_outputs(
+    cfg: Config,
+    result,
+    splits: Splits,
+    summary: str,
+    out_dir: Path,
+    objective: float | None,
+    tb_dir: Path,
+    meta: dict[str, Any],
+) -> None:
     import mlflow
 
     from annlab.models.build import model_inputs
     from annlab.tracking import runs
     from annlab.tracking.models import log_keras_model
 
-    metrics = {"train_seconds": result.seconds, "epochs_run": result.epochs_run,
-               "replicas_in_sync": result.replicas}
+    metrics = {
+        "train_seconds": result.seconds,
+        "epochs_run": result.epochs_run,
+        "replicas_in_sync": result.replicas,
+    }
     if objective is not None:
         metrics[f"objective_{cfg.objective.metric}"] = objective
     if result.lr_finder is not None:

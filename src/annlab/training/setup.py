@@ -38,7 +38,8 @@ def configure_tensorflow(training: TrainingConfig, seed: int) -> None:
         if training.logical_cpu_devices:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * training.logical_cpu_devices)
+                cpu, [tf.config.LogicalDeviceConfiguration()] * training.logical_cpu_devices
+            )
         if training.intra_op_threads:
             tf.config.threading.set_intra_op_parallelism_threads(training.intra_op_threads)
         if training.inter_op_threads:

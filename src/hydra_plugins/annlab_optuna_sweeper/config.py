@@ -36,5 +36,6 @@ class AnnlabOptunaSweeperConf:
     best_params_file: str | None = None
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="annlab_optuna",
-                             node=AnnlabOptunaSweeperConf, provider="annlab")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="annlab_optuna", node=AnnlabOptunaSweeperConf, provider="annlab"
+)

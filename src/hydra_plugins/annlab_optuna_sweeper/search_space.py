@@ -1,10 +1,10 @@
 """A search space written in Hydra's override grammar, as Optuna distributions.
 
-    model.n_hidden: range(0, 4)                           -> int 0..3 (range's stop is excluded)
-    model.n_neurons: tag(int, interval(1, 99))            -> int 1..99
-    optimizer.learning_rate: tag(log, interval(3e-4, 3e-2)) -> float, log-uniform
-    optimizer: choice(sgd, adam)                          -> categorical
-    training.epochs: 20                                   -> fixed for every trial
+model.n_hidden: range(0, 4)                           -> int 0..3 (range's stop is excluded)
+model.n_neurons: tag(int, interval(1, 99))            -> int 1..99
+optimizer.learning_rate: tag(log, interval(3e-4, 3e-2)) -> float, log-uniform
+optimizer: choice(sgd, adam)                          -> categorical
+training.epochs: 20                                   -> fixed for every trial
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from annlab.errors import AnnlabError
 PRIMITIVES = (type(None), bool, int, float, str)
 
 
-def parse_search_space(params: Mapping[str, Any], arguments: Iterable[str]
-                       ) -> tuple[dict[str, Any], list[str]]:
+def parse_search_space(
+    params: Mapping[str, Any], arguments: Iterable[str]
+) -> tuple[dict[str, Any], list[str]]:
     """(key -> distribution, fixed overrides) from the sweeper's `params` and the command line;
     a command-line override of a key replaces the config's entry for it."""
     lines = [f"{key}={value}" for key, value in params.items()] + list(arguments)
@@ -62,13 +63,16 @@ def distribution(override: Override):
     if isinstance(sweep, IntervalSweep):
         low, high = sweep.start, sweep.end
         if log and low <= 0:
-            raise AnnlabError(f"Expected a log interval above 0 for `{key}`. Received: "
-                              f"{override.input_line}.")
+            raise AnnlabError(
+                f"Expected a log interval above 0 for `{key}`. Received: {override.input_line}."
+            )
         if "int" in tags:
             return IntDistribution(int(low), int(high), log=log)
         return FloatDistribution(float(low), float(high), log=log)
-    raise AnnlabError(f"Unsupported sweep for `{key}`: {override.input_line}. Use choice(...), "
-                      "range(...) or interval(...), optionally in tag(log, ...) or tag(int, ...).")
+    raise AnnlabError(
+        f"Unsupported sweep for `{key}`: {override.input_line}. Use choice(...), "
+        "range(...) or interval(...), optionally in tag(log, ...) or tag(int, ...)."
+    )
 
 
 def _choice(value: Any) -> Any:

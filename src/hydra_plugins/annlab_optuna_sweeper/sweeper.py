@@ -39,28 +39,39 @@ INTERRUPTED_ATTR = "annlab_interrupted"
 
 
 class AnnlabOptunaSweeper(Sweeper):
-    def __init__(self, study_name: str | None, storage: str | None, n_trials: int,
-                 n_jobs: int | None, sampler: Any, pruner: Any, params: Any,
-                 best_params_file: str | None) -> None:
+    def __init__(
+        self,
+        study_name: str | None,
+        storage: str | None,
+        n_trials: int,
+        n_jobs: int | None,
+        sampler: Any,
+        pruner: Any,
+        params: Any,
+        best_params_file: str | None,
+    ) -> None:
         self.study_name = study_name
         self.storage = storage
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.sampler_config = sampler
         self.pruner_config = pruner
-        self.params = OmegaConf.to_container(params, resolve=True) if isinstance(
-            params, DictConfig) else dict(params or {})
+        self.params = (
+            OmegaConf.to_container(params, resolve=True)
+            if isinstance(params, DictConfig)
+            else dict(params or {})
+        )
         self.best_params_file = best_params_file
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: list[str]) -> Any:
         from annlab.tracking.sweeps import one_line_errors
@@ -84,31 +95,40 @@ class AnnlabOptunaSweeper(Sweeper):
         if not metric.startswith("val_"):
             raise AnnlabError(
                 "Expected `objective.metric` to be a validation metric (val_...) for a search: "
-                f"the test split stays out of model selection. Received: objective.metric={metric}.")
+                f"the test split stays out of model selection. Received: objective.metric={metric}."
+            )
         if self.n_trials < 1:
             raise AnnlabError(f"Expected `hydra.sweeper.n_trials` >= 1. Received: {self.n_trials}.")
         space, fixed = parse_search_space(self.params, arguments)
         if not space:
             raise AnnlabError(
                 "Expected a search space: pick one (`hparams_search=...`), set "
-                "`hydra.sweeper.params`, or sweep on the command line (model.n_hidden=range(0,4)).")
+                "`hydra.sweeper.params`, or sweep on the command line (model.n_hidden=range(0,4))."
+            )
         url = storage_url(self.storage)
         name = self.study_name or cfg.experiment_name
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
-            study_name=name, storage=open_storage(url), direction=direction, load_if_exists=True,
+            study_name=name,
+            storage=open_storage(url),
+            direction=direction,
+            load_if_exists=True,
             sampler=built(self.sampler_config) or optuna.samplers.TPESampler(seed=cfg.seed),
-            pruner=built(self.pruner_config) or optuna.pruners.NopPruner())
+            pruner=built(self.pruner_config) or optuna.pruners.NopPruner(),
+        )
         if study.direction.name.lower() != direction:
             raise AnnlabError(
                 f"Study '{name}' in {url} was made to {study.direction.name.lower()}, not to "
-                f"{direction} (objective.direction): set `hydra.sweeper.study_name` to a new name.")
+                f"{direction} (objective.direction): set `hydra.sweeper.study_name` to a new name."
+            )
         set_job_env(self.config, {STORAGE_ENV: url, STUDY_ENV: name})
         fail_interrupted(study)
         reseed_on_resume(study, self.config.hydra.sweeper.get("sampler"), cfg.seed)
         done = counted_trials(study)
-        log.info(f"Optuna study '{name}' ({url}): {done} of {self.n_trials} trials done; "
-                 f"{metric} to {direction}; space: {', '.join(space)}")
+        log.info(
+            f"Optuna study '{name}' ({url}): {done} of {self.n_trials} trials done; "
+            f"{metric} to {direction}; space: {', '.join(space)}"
+        )
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -126,8 +146,7 @@ class AnnlabOptunaSweeper(Sweeper):
             except Exception as err:
                 for trial in trials:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                raise AnnlabError(
-                    f"Cannot compose a trial's config: {' '.join(str(err).split())}") from None
+                raise AnnlabError(f"Cannot compose a trial's config: {' '.join(str(err).split())}") from None
             try:
                 results = self.launcher.launch(batch, initial_job_idx=job_idx)
             except BaseException:
@@ -161,8 +180,11 @@ class AnnlabOptunaSweeper(Sweeper):
         from annlab.sweeps.optuna_trial import TRIAL_ID_ENV
         from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
 
-        return [*fixed, *(as_override(k, v) for k, v in trial.params.items()),
-                f"++hydra.job.env_set.{TRIAL_ID_ENV}='{trial._trial_id}'"]
+        return [
+            *fixed,
+            *(as_override(k, v) for k, v in trial.params.items()),
+            f"++hydra.job.env_set.{TRIAL_ID_ENV}='{trial._trial_id}'",
+        ]
 
     # -- the outcome ------------------------------------------------------------------------
 
@@ -173,28 +195,33 @@ class AnnlabOptunaSweeper(Sweeper):
         from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
 
         states = optuna.trial.TrialState
-        counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
-                  for s in (states.COMPLETE, states.PRUNED, states.FAIL)}
+        counts = {
+            s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
+            for s in (states.COMPLETE, states.PRUNED, states.FAIL)
+        }
         if not counts["complete"]:
             log.warning(f"Optuna study '{name}': no trial completed ({counts}); no best params.")
             return
         best = study.best_trial
         params = dict(best.params)
         summary = {
-            "study": name, "storage": url,
+            "study": name,
+            "storage": url,
             "objective": {"metric": cfg.objective.metric, "direction": cfg.objective.direction},
-            "best_value": float(best.value), "best_trial": best.number,
+            "best_value": float(best.value),
+            "best_trial": best.number,
             "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
             "params": params,
             "overrides": " ".join(as_override(k, v) for k, v in params.items()),
             "trials": counts,
         }
-        path = Path(self.best_params_file or Path(cfg.paths.reports) / "hparams_search"
-                    / f"{name}_best.yaml")
+        path = Path(self.best_params_file or Path(cfg.paths.reports) / "hparams_search" / f"{name}_best.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(summary, sort_keys=False))
-        log.info(f"Best of study '{name}': trial {best.number}, {cfg.objective.metric}="
-                 f"{best.value:.4f} with {summary['overrides']} -> {path}")
+        log.info(
+            f"Best of study '{name}': trial {best.number}, {cfg.objective.metric}="
+            f"{best.value:.4f} with {summary['overrides']} -> {path}"
+        )
         log_best_to_parent(summary, path)
 
 
@@ -231,7 +258,7 @@ def storage_url(storage: str | None) -> str:
     url = absolute(storage or DEFAULT_STORAGE)
     prefix = "sqlite:///"
     if url.startswith(prefix):
-        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
     return url
 
 
@@ -275,9 +302,11 @@ def counted_trials(study) -> int:
     import optuna
 
     states = optuna.trial.TrialState
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state != states.WAITING
-               and not (t.state == states.FAIL and t.user_attrs.get(INTERRUPTED_ATTR)))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state != states.WAITING and not (t.state == states.FAIL and t.user_attrs.get(INTERRUPTED_ATTR))
+    )
 
 
 def tell(study, trial, result, metric: str) -> bool:
@@ -304,8 +333,9 @@ def tell(study, trial, result, metric: str) -> bool:
             value, state = float(returned), states.COMPLETE
             log.info(f"Trial {trial.number}: {metric}={value:.4f} {trial.params}")
         else:
-            log.warning(f"Trial {trial.number} failed (returned {returned!r} for {metric}); "
-                        "the search goes on.")
+            log.warning(
+                f"Trial {trial.number} failed (returned {returned!r} for {metric}); the search goes on."
+            )
     try:
         study.tell(trial, value, state=state)
     except RuntimeError as err:
@@ -333,10 +363,12 @@ def log_best_to_parent(summary: dict[str, Any], path: Path) -> None:
     client = MlflowClient()
     metric = summary["objective"]["metric"]
     params = [Param(f"best.{k}", str(v)[:6000]) for k, v in summary["params"].items()]
-    tags = [RunTag("annlab.optuna.study", summary["study"]),
-            RunTag("annlab.optuna.storage", summary["storage"]),
-            RunTag("annlab.optuna.best_trial", str(summary["best_trial"])),
-            RunTag("annlab.optuna.best_overrides", summary["overrides"])]
+    tags = [
+        RunTag("annlab.optuna.study", summary["study"]),
+        RunTag("annlab.optuna.storage", summary["storage"]),
+        RunTag("annlab.optuna.best_trial", str(summary["best_trial"])),
+        RunTag("annlab.optuna.best_overrides", summary["overrides"]),
+    ]
     if summary.get("mlflow_run_id"):
         tags.append(RunTag("annlab.optuna.best_run_id", summary["mlflow_run_id"]))
     now = int(time.time() * 1000)
