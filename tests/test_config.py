@@ -52,11 +52,15 @@ def test_overrides_compose_like_dvc_exp_run(compose):
         ("training.loss=hinge", "training.loss"),
         ("paths.models=/etc", "paths.models"),
         ("paths.reports=../outside", "paths.reports"),
+        # nothing silently ignored: a setting the chosen model or optimizer does not read
+        ("optimizer=adam optimizer.momentum=0.9", "`optimizer.momentum` is not used by optimizer=adam"),
+        ("optimizer.decay_rate=0.5", "`optimizer.decay_rate` is not used by optimizer.schedule=none"),
+        ("model=wide_deep model.loss_weights=[1,1]", "model.aux_output=true"),
     ],
 )
 def test_bad_values_fail_with_the_key_named(compose, override, expected):
     with pytest.raises(AnnlabError) as err:
-        compose(override)
+        compose(*override.split())
     message = str(err.value)
     assert expected in message and "\n" not in message
 

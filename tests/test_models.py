@@ -118,3 +118,17 @@ def _assert_round_trip(cfg, meta, tmp_path):
             np.testing.assert_allclose(after[key], before[key], rtol=1e-6)
     else:
         np.testing.assert_allclose(after, before, rtol=1e-6)
+
+
+def test_subclassed_wide_and_deep_honours_dropout_initializer_and_aux_output(compose, tmp_path):
+    """Nothing silently ignored: the subclassed model reads every setting it accepts."""
+    cfg = compose("model=wide_deep_subclassed", "model.dropout=0.3", "model.kernel_initializer=zeros")
+    model, _ = build_model(cfg, HOUSING_META, _standard_scaler(8))
+    assert [d.rate for d in model.dropouts] == [0.3, 0.3]
+    assert all(not np.asarray(layer.kernel).any() for layer in model.hidden)  # zeros
+    _assert_round_trip(cfg, HOUSING_META, tmp_path)
+    single = compose("model=wide_deep_subclassed", "model.aux_output=false", "model.loss_weights=null")
+    model, _ = build_model(single, HOUSING_META, _standard_scaler(8))
+    X = np.zeros((2, 8), dtype=np.float32)
+    assert np.asarray(model.predict(model_inputs(single, X), verbose=0)).shape == (2, 1)
+    _assert_round_trip(single, HOUSING_META, tmp_path)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import keras
 import mlflow
+import pandas as pd
 import pytest
 
 from annlab.stages.prepare import prepare
 from annlab.stages.split import split
 from annlab.stages.train import train
 from annlab.training.optimizers import build_optimizer
+from datafiles import write_statlib
 
 
 @pytest.mark.parametrize(
@@ -28,11 +30,19 @@ from annlab.training.optimizers import build_optimizer
             keras.optimizers.Adam,
             lambda o: abs(float(o.learning_rate) - 0.003) < 1e-9,
         ),
-        (["optimizer=rmsprop"], keras.optimizers.RMSprop, lambda o: True),
         (
-            ["optimizer.schedule=exponential", "optimizer.decay_steps=10"],
+            ["optimizer=rmsprop", "optimizer.learning_rate=0.002", "optimizer.momentum=0.5"],
+            keras.optimizers.RMSprop,
+            lambda o: o.momentum == 0.5 and abs(float(o.learning_rate) - 0.002) < 1e-9,
+        ),
+        (  # the rate decays by decay_rate every decay_steps steps
+            ["optimizer.schedule=exponential", "optimizer.decay_steps=10", "optimizer.decay_rate=0.5"],
             keras.optimizers.SGD,
-            lambda o: isinstance(o._learning_rate, keras.optimizers.schedules.ExponentialDecay),
+            lambda o: (
+                abs(float(o.learning_rate) - 0.01) < 1e-9
+                and o.iterations.assign(20) is not None
+                and abs(float(o.learning_rate) - 0.0025) < 1e-9
+            ),
         ),
     ],
 )
@@ -141,3 +151,62 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert found.data.params["training.strategy"] == "mirrored"
     assert found.data.metrics["replicas_in_sync"] == 2
     assert "test_accuracy" in found.data.metrics
+
+
+def test_objective_is_the_kept_models_value_not_the_best_seen(compose, workdir):
+    """Early stopping restores val_loss's best epoch; val_accuracy peaks later. The objective
+    (run.json, MLflow) is val_accuracy of the epoch whose weights were saved, and the saved
+    model scores exactly that on the validation split (this also pins Keras' EarlyStopping)."""
+    import numpy as np
+
+    from annlab.data.split import load_splits
+    from annlab.models.loading import load_keras_model
+
+    cfg = compose(
+        "training.epochs=8",
+        "optimizer.learning_rate=0.5",
+        "model.n_hidden=1",
+        "model.n_neurons=[64]",
+        "training.early_stopping.enabled=true",
+        "training.early_stopping.patience=20",  # never stops: restores at the end
+    )
+    prepare(cfg)
+    split(cfg)
+    train(cfg)
+    history = pd.read_csv("models/history.csv")
+    kept = int(history["val_loss"].idxmin())
+    assert history["val_accuracy"].max() > history["val_accuracy"][kept]  # the case differs
+    objective = json.loads(Path("models/run.json").read_text())["objective"]
+    assert objective["epoch"] == kept
+    assert objective["value"] == pytest.approx(history["val_accuracy"][kept], abs=1e-9)
+    metrics = mlflow.get_run(_run_id()).data.metrics
+    assert metrics["kept_epoch"] == kept
+    assert metrics["objective_val_accuracy"] == pytest.approx(objective["value"], abs=1e-9)
+    X, y = load_splits("data/processed").valid
+    predicted = load_keras_model("models/model.keras").predict(X, verbose=0).argmax(axis=1)
+    assert float(np.mean(predicted == y)) == pytest.approx(objective["value"], abs=1e-6)
+
+
+def test_auxiliary_output_loss_weights_are_applied(compose, workdir, tmp_path):
+    """The loss the model reports is 0.9 x main + 0.1 x auxiliary: evaluated on the validation
+    split in one batch (per-batch averaging aside), with the saved model's compiled loss."""
+    from annlab.data.split import load_splits
+    from annlab.models.build import model_inputs, model_targets
+    from annlab.models.loading import load_keras_model
+
+    cfg = compose(
+        "experiment=california_wide_deep_aux",
+        f"dataset.path={write_statlib(tmp_path / 'cal_housing.data', 300)}",
+        "training.epochs=2",
+        "tracking.enabled=false",
+    )
+    prepare(cfg)
+    split(cfg)
+    train(cfg)
+    X, y = load_splits("data/processed").valid
+    scores = load_keras_model("models/model.keras").evaluate(
+        model_inputs(cfg, X), model_targets(cfg, y), batch_size=len(y), verbose=0, return_dict=True
+    )
+    main, aux = scores["output_loss"], scores["aux_output_loss"]
+    assert abs(main - aux) > 1e-2  # the two losses differ, so the weights matter
+    assert scores["loss"] == pytest.approx(0.9 * main + 0.1 * aux, rel=1e-5)

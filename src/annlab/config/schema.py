@@ -7,7 +7,7 @@ refer to these classes; instead every entry point merges the composed tree into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -41,6 +41,22 @@ CLASSIFICATION_LOSSES = (
     "binary_crossentropy",
 )
 REGRESSION_LOSSES = ("mse", "mae", "huber", "mean_squared_error", "mean_absolute_error")
+_NETWORK = {"n_hidden", "n_neurons", "activation", "kernel_initializer", "output_activation", "dropout"}
+_WIDE_DEEP = _NETWORK | {"wide_features", "deep_features", "aux_output", "loss_weights"}
+# The settings each model and optimizer reads: any other setting of its group must keep its
+# default, so that nothing set is silently ignored.
+MODEL_SETTINGS = {
+    "mlp": _NETWORK | {"rescaling_layer"},
+    "wide_deep": _WIDE_DEEP,
+    "wide_deep_subclassed": _WIDE_DEEP,
+    "perceptron": {"max_iter", "tol"},
+}
+OPTIMIZER_SETTINGS = {
+    "sgd": {"learning_rate", "momentum", "nesterov", "schedule", "decay_steps", "decay_rate"},
+    "adam": {"learning_rate", "schedule", "decay_steps", "decay_rate"},
+    "rmsprop": {"learning_rate", "momentum", "schedule", "decay_steps", "decay_rate"},
+}
+SCHEDULE_SETTINGS = {"none": set(), "exponential": {"decay_steps", "decay_rate"}, "cosine": {"decay_steps"}}
 
 
 @dataclass
@@ -302,6 +318,14 @@ def check_values(cfg: Config) -> None:
     _expect(opt.learning_rate > 0, f"Expected `optimizer.learning_rate` > 0. Received: {opt.learning_rate}.")
     _expect(0 <= opt.momentum < 1, f"Expected `optimizer.momentum` in [0, 1). Received: {opt.momentum}.")
     _expect(opt.decay_steps >= 1, f"Expected `optimizer.decay_steps` >= 1. Received: {opt.decay_steps}.")
+    _check_used("model", model, MODEL_SETTINGS[model.name])
+    schedule_unused = {"decay_steps", "decay_rate"} - SCHEDULE_SETTINGS[opt.schedule]
+    _check_used("optimizer", opt, OPTIMIZER_SETTINGS[opt.name] - schedule_unused, opt.schedule)
+    _expect(
+        model.loss_weights is None or model.aux_output,
+        "Expected `model.loss_weights` only with `model.aux_output=true` (they weight the main and "
+        f"auxiliary losses). Received: model.loss_weights={model.loss_weights}, model.aux_output=false.",
+    )
 
     tr = cfg.training
     _expect(tr.epochs >= 1, f"Expected `training.epochs` >= 1. Received: training.epochs={tr.epochs}.")
@@ -335,6 +359,24 @@ def check_values(cfg: Config) -> None:
     for key in ("raw", "processed", "models", "reports"):
         _check_project_path(f"paths.{key}", getattr(cfg.paths, key))
     _check_project_path("training.tensorboard.log_dir", tr.tensorboard.log_dir)
+
+
+def _check_used(group: str, section: Any, used: set[str], schedule: str | None = None) -> None:
+    """A setting the chosen model or optimizer does not read must keep its default: a value
+    set there would be silently ignored."""
+    defaults = type(section)()
+    for item in fields(section):
+        value = getattr(section, item.name)
+        if item.name == "name" or item.name in used or value == getattr(defaults, item.name):
+            continue
+        chosen = f"{group}={section.name}"
+        if schedule is not None and item.name.startswith("decay_"):
+            chosen = f"{group}.schedule={schedule}"
+        raise AnnlabError(
+            f"`{group}.{item.name}` is not used by {chosen}, which reads "
+            f"{', '.join(sorted(used - {'schedule'}))}: remove the setting or choose a {group} that "
+            f"uses it. Received: {group}.{item.name}={value}."
+        )
 
 
 def _check_project_path(key: str, value: str) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from annlab.config.schema import DatasetConfig
@@ -23,6 +27,33 @@ def load_source(cfg: DatasetConfig) -> Dataset:
             dataset.y_test = dataset.y_test[: cfg.limit]
     check_dataset(dataset, cfg.name)
     return dataset
+
+
+def source_identity(cfg: DatasetConfig) -> dict[str, Any]:
+    """What the loaded data comes from, cheaply: a local file or folder by path, size and
+    modification time (as DVC and make tell a changed file), else the library that ships or
+    fetches it, and where that library keeps its downloads."""
+    if cfg.path:
+        path = Path(cfg.path).expanduser().resolve()
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        return {"path": str(path), "files": [_stat(p) for p in files]}
+    if cfg.name in ("fashion_mnist", "mnist"):
+        return {"library": _version("keras"), "home": os.environ.get("KERAS_HOME", "~/.keras")}
+    return {"library": _version("scikit-learn"), "home": os.environ.get("SCIKIT_LEARN_DATA", "")}
+
+
+def _stat(path: Path) -> list[Any]:
+    try:
+        info = path.stat()
+    except OSError:
+        return [path.name, None, None]  # missing: the loader raises the one-line error
+    return [path.name, info.st_size, info.st_mtime_ns]
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return f"{distribution}=={version(distribution)}"
 
 
 def _load_raw(cfg: DatasetConfig) -> Dataset:

@@ -11,7 +11,6 @@ from annlab.data.dataset import DatasetMeta
 from annlab.errors import AnnlabError
 
 TWO_INPUT_MODELS = ("wide_deep_subclassed",)
-AUX_OUTPUT_MODELS = ("wide_deep_subclassed",)
 
 
 def uses_two_inputs(cfg: Config) -> bool:
@@ -21,7 +20,7 @@ def uses_two_inputs(cfg: Config) -> bool:
 
 
 def has_aux_output(cfg: Config) -> bool:
-    return cfg.model.name in AUX_OUTPUT_MODELS or (cfg.model.name == "wide_deep" and cfg.model.aux_output)
+    return cfg.model.name in ("wide_deep", "wide_deep_subclassed") and cfg.model.aux_output
 
 
 def check_model_fits_data(cfg: Config, meta: DatasetMeta) -> None:

@@ -18,7 +18,8 @@ from annlab.models.mlp import layer_sizes
 
 @keras.saving.register_keras_serializable(package="annlab")
 class WideAndDeepModel(keras.Model):
-    """Two inputs (`wide`, `deep`), a deep path of Dense layers, and main + auxiliary outputs."""
+    """Two inputs (`wide`, `deep`), a deep path of Dense layers (each followed by dropout when
+    `dropout` > 0), and a main output plus, with `aux_output`, an auxiliary one."""
 
     def __init__(
         self,
@@ -28,6 +29,9 @@ class WideAndDeepModel(keras.Model):
         output_activation: str | None = None,
         wide_stats: dict[str, list] | None = None,
         deep_stats: dict[str, list] | None = None,
+        kernel_initializer: str = "glorot_uniform",
+        dropout: float = 0.0,
+        aux_output: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -37,15 +41,29 @@ class WideAndDeepModel(keras.Model):
         self.output_activation = output_activation
         self.wide_stats = wide_stats
         self.deep_stats = deep_stats
+        self.kernel_initializer = kernel_initializer
+        self.dropout = dropout
+        self.has_aux_output = aux_output
         self.norm_wide = self._norm(wide_stats, "wide_scaling")
         self.norm_deep = self._norm(deep_stats, "deep_scaling")
         self.hidden = [
-            keras.layers.Dense(u, activation=activation, name=f"hidden_{i + 1}")
+            keras.layers.Dense(
+                u, activation=activation, kernel_initializer=kernel_initializer, name=f"hidden_{i + 1}"
+            )
             for i, u in enumerate(self.units)
         ]
+        self.dropouts = (
+            [keras.layers.Dropout(dropout, name=f"dropout_{i + 1}") for i in range(len(self.units))]
+            if dropout > 0
+            else []
+        )
         self.concat = keras.layers.Concatenate(name="concat")
         self.main_output = keras.layers.Dense(n_outputs, activation=output_activation, name="output")
-        self.aux_output = keras.layers.Dense(n_outputs, activation=output_activation, name="aux_output")
+        self.aux_output = (
+            keras.layers.Dense(n_outputs, activation=output_activation, name="aux_output")
+            if aux_output
+            else None
+        )
 
     @staticmethod
     def _norm(stats: dict[str, list] | None, name: str):
@@ -59,16 +77,20 @@ class WideAndDeepModel(keras.Model):
         layer.build((None, len(stats["mean"])))
         return layer
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         wide, deep = inputs["wide"], inputs["deep"]
         if self.norm_wide is not None:
             wide = self.norm_wide(wide)
         if self.norm_deep is not None:
             deep = self.norm_deep(deep)
         hidden = deep
-        for layer in self.hidden:
+        for i, layer in enumerate(self.hidden):
             hidden = layer(hidden)
+            if self.dropouts:
+                hidden = self.dropouts[i](hidden, training=training)
         main = self.main_output(self.concat([wide, hidden]))
+        if self.aux_output is None:
+            return main
         return {"output": main, "aux_output": self.aux_output(hidden)}
 
     def get_config(self) -> dict[str, Any]:
@@ -80,6 +102,9 @@ class WideAndDeepModel(keras.Model):
             "output_activation": self.output_activation,
             "wide_stats": self.wide_stats,
             "deep_stats": self.deep_stats,
+            "kernel_initializer": self.kernel_initializer,
+            "dropout": self.dropout,
+            "aux_output": self.has_aux_output,
         }
 
 
@@ -105,6 +130,9 @@ def build_subclassed(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any], hea
         output_activation=head.activation,
         wide_stats=_stats(scaler, wide),
         deep_stats=_stats(scaler, deep),
+        kernel_initializer=m.kernel_initializer,
+        dropout=m.dropout,
+        aux_output=m.aux_output,
         name="wide_deep_subclassed",
     )
     model({"wide": np.zeros((1, len(wide)), "float32"), "deep": np.zeros((1, len(deep)), "float32")})

@@ -21,8 +21,12 @@ def train(
     target = Path(out_dir or cfg.paths.models)
     with atomic_dir(target) as tmp:
         outcome = train_and_track(cfg, splits, tmp, **track_kwargs)
-    last = {k: v[-1] for k, v in outcome.history.items() if k in ("loss", "val_loss", cfg.objective.metric)}
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+    epochs_seen = [int(e) for e in outcome.history["epoch"]]
+    at = epochs_seen.index(outcome.kept_epoch) if outcome.kept_epoch in epochs_seen else -1
+    kept = {k: v[at] for k, v in outcome.history.items() if k in ("loss", "val_loss", cfg.objective.metric)}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in kept.items())
+    if at != len(epochs_seen) - 1:
+        shown += f"; weights of epoch {outcome.kept_epoch + 1} kept"
     run = f", MLflow run {outcome.run_id}" if outcome.run_id else ""
     resumed = f", resumed after epoch {outcome.resumed_from_epoch}" if outcome.resumed_from_epoch else ""
     epochs = len(outcome.history.get("loss", []))

@@ -156,16 +156,33 @@ class DeferredRun:
         deferred = self
 
         class MlflowRunCallback(keras.callbacks.Callback):
+            """Keras numbers epochs absolutely: after a resume the first epoch to begin is the
+            one after the last completed; the `previous` epochs before it are logged first."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.logged_previous = False
+
+            def log_previous(self, before: int | None) -> None:
+                if self.logged_previous:
+                    return
+                self.logged_previous = True
+                epochs = [int(e) for e in (previous or {}).get("epoch", [])]
+                for i, epoch in enumerate(epochs):
+                    if before is None or epoch < before:
+                        values = {k: v[i] for k, v in (previous or {}).items() if k != "epoch"}
+                        deferred.log_epoch(epoch, values)
+
             def on_train_begin(self, logs=None):
-                initial = int(getattr(self.model, "_initial_epoch", 0) or 0)
-                if previous and initial:
-                    epochs = [int(e) for e in previous.get("epoch", [])]
-                    for i, epoch in enumerate(epochs):
-                        if epoch < initial:
-                            deferred.log_epoch(epoch, {k: v[i] for k, v in previous.items() if k != "epoch"})
                 deferred.start()
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.log_previous(before=epoch)
 
             def on_epoch_end(self, epoch, logs=None):
                 deferred.log_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})
+
+            def on_train_end(self, logs=None):
+                self.log_previous(before=None)  # no epoch was left to run
 
         return MlflowRunCallback()

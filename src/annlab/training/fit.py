@@ -23,6 +23,7 @@ class FitResult:
     metrics: list[str] = field(default_factory=list)
     lr_finder: Any = None  # LRFinderResult when training.lr_finder.enabled
     initial_epoch: int = 0  # > 0 when training resumed from a backup
+    kept_epoch: int = 0  # the epoch (0-based, as in `history['epoch']`) whose weights the model holds
     replicas: int = 1  # devices training in sync (training.strategy=mirrored)
 
     @property
@@ -143,14 +144,16 @@ def fit(
             learning_rate = finder.suggested_rate if cfg.training.lr_finder.apply else None
         compile_model(cfg, model, head.loss, head.metrics, learning_rate=learning_rate)
     guard = stop_on_non_finite_loss()
-    all_callbacks = [guard, *configured_callbacks(cfg.training, out_dir, tensorboard_dir)]
+    configured = configured_callbacks(cfg.training, out_dir, tensorboard_dir)
+    probe = epoch_probe(cfg.training.epochs)
+    all_callbacks = [guard, *configured]
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
         all_callbacks += [  # metrics first: a resumed epoch may then repeat, never go missing
             keras.callbacks.CSVLogger(str(state_dir / EPOCHS_FILE), append=True),
             keras.callbacks.BackupAndRestore(str(state_dir / "backup"), delete_checkpoint=True),
-            probe := _ResumeProbe(),
         ]
+    all_callbacks.append(probe)
     all_callbacks += callbacks or []
     from annlab.signals import safe_interrupt_callback
 
@@ -177,7 +180,9 @@ def fit(
     }
     if state_dir is not None:
         hist = read_epochs(state_dir / EPOCHS_FILE) or hist  # all epochs, resumed ones too
-    initial_epoch = probe.initial_epoch if state_dir is not None else 0
+    restored = restored_epoch(
+        next((c for c in configured if isinstance(c, keras.callbacks.EarlyStopping)), None)
+    )
     return FitResult(
         model,
         hist,
@@ -185,20 +190,40 @@ def fit(
         head.loss,
         head.metrics,
         lr_finder=finder,
-        initial_epoch=initial_epoch,
+        initial_epoch=probe.initial_epoch,
+        kept_epoch=int(hist["epoch"][-1]) if restored is None else restored,
         replicas=strategy.num_replicas_in_sync,
     )
 
 
-def _ResumeProbe():  # noqa: N802  (a class made on demand, so keras loads only when training)
+def restored_epoch(early_stopping) -> int | None:
+    """The epoch whose weights `EarlyStopping` put back at the end of training, or None.
+
+    Keras has no call that says so. Its EarlyStopping (3.x) keeps the weights of its monitor's
+    best epoch in `best_weights` / `best_epoch` when `restore_best_weights` is on, and sets
+    them in `on_train_end` whenever it kept any, stopped early or not. The public attributes
+    are read here only; tests/test_training.py pins the behaviour on the saved model.
+    """
+    if early_stopping is None or not early_stopping.restore_best_weights:
+        return None
+    if early_stopping.best_weights is None:
+        return None
+    return int(early_stopping.best_epoch)
+
+
+def epoch_probe(epochs: int):
+    """A Keras callback that records the first epoch this `fit` runs: after a resume from a
+    backup it is the epoch after the last completed one (Keras numbers epochs absolutely)."""
     import keras
 
-    class ResumeProbe(keras.callbacks.Callback):
-        """Reads the epoch BackupAndRestore restored (it runs just before this callback)."""
+    class EpochProbe(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.initial_epoch = epochs  # no epoch left to run: all were done before
+            self._begun = False
 
-        initial_epoch = 0
+        def on_epoch_begin(self, epoch, logs=None):
+            if not self._begun:
+                self.initial_epoch, self._begun = int(epoch), True
 
-        def on_train_begin(self, logs=None):
-            self.initial_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
-
-    return ResumeProbe()
+    return EpochProbe()

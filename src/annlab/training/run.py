@@ -31,6 +31,7 @@ class TrainOutcome:
     seconds: float
     objective: float | None
     resumed_from_epoch: int = 0
+    kept_epoch: int = 0  # the epoch whose weights the saved model holds (0-based)
 
 
 def config_fingerprint(cfg: Config) -> str:
@@ -78,15 +79,18 @@ def model_meta(cfg: Config, splits: Splits) -> dict[str, Any]:
     }
 
 
-def objective_value(cfg: Config, history: dict[str, list[float]]) -> float | None:
-    """The objective at the end of training (the best epoch if early stopping restored it)."""
-    values = history.get(cfg.objective.metric)
-    if not values:
+def objective_value(metric: str, history: dict[str, list[float]], kept_epoch: int) -> float | None:
+    """The objective of the model that was kept: `metric` at the epoch whose weights it holds.
+
+    With early stopping restoring weights, that is the monitor's best epoch (e.g. val_loss's),
+    which need not be where `metric` peaks: sweeps, `annlab promote` and `annlab compare` rank
+    what was saved, not the best number seen on the way.
+    """
+    values = history.get(metric)
+    epochs = [int(e) for e in history.get("epoch", range(len(values or [])))]
+    if not values or kept_epoch not in epochs:
         return None
-    es = cfg.training.early_stopping
-    if es.enabled and es.restore_best_weights:
-        return max(values) if cfg.objective.direction == "maximize" else min(values)
-    return values[-1]
+    return values[epochs.index(kept_epoch)]
 
 
 def train_and_track(
@@ -208,7 +212,7 @@ def _train(
         from annlab.training.lr_finder import plot_lr_finder
 
         plot_lr_finder(result.lr_finder, out_dir / LR_FINDER_FIGURE)
-    objective = objective_value(cfg, result.history)
+    objective = objective_value(cfg.objective.metric, result.history, result.kept_epoch)
     run_id = None
     if deferred is not None:
         import mlflow
@@ -225,10 +229,12 @@ def _train(
             "run_id": run_id,
             "experiment_name": cfg.experiment_name,
             "tracking_uri": uri,
-            "objective": {"metric": cfg.objective.metric, "value": objective},
+            "objective": {"metric": cfg.objective.metric, "value": objective, "epoch": result.kept_epoch},
         },
     )
-    return TrainOutcome(run_id, result.history, result.seconds, objective, result.initial_epoch)
+    return TrainOutcome(
+        run_id, result.history, result.seconds, objective, result.initial_epoch, result.kept_epoch
+    )
 
 
 def _log_outputs(
@@ -250,6 +256,7 @@ def _log_outputs(
     metrics = {
         "train_seconds": result.seconds,
         "epochs_run": result.epochs_run,
+        "kept_epoch": result.kept_epoch,
         "replicas_in_sync": result.replicas,
     }
     if objective is not None:
