@@ -49,6 +49,7 @@ SUBCLASSED = (
     "model.name=wide_deep_subclassed",
     "++model.wide_features=[0,1,2,3,4]",
     "++model.deep_features=[2,3,4,5,6,7]",
+    "++model.aux_output=true",
     "model.n_neurons=[30]",
 )
 DIGITS = ("dataset=digits", "training.epochs=2", "model.n_neurons=[64,32]")

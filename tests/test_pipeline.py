@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -80,6 +81,9 @@ def test_dvc_repro_end_to_end(project):
     run(["git", "add", "-A"], project, env)
     run(["git", "commit", "-qm", "first run"], project, env)
 
+    assert_code_edits_rerun_exactly_their_stages(project, env)
+    assert_a_failed_experiment_leaves_a_way_back(project, env)
+
     # A training setting: only train, evaluate and report rerun.
     changed = run(
         ["dvc", "exp", "run", "-S", "optimizer.learning_rate=0.05", "-S", "training.epochs=5"], project, env
@@ -92,6 +96,47 @@ def test_dvc_repro_end_to_end(project):
     plots = run(["dvc", "plots", "show", "-o", str(project / "plots_html")], project, env)
     assert "failed" not in plots.stdout + plots.stderr
     assert (project / "plots_html" / "index.html").stat().st_size > 1000
+
+
+def changed_stages(project, env) -> set[str]:
+    return set(json.loads(run(["dvc", "status", "--json"], project, env).stdout or "{}"))
+
+
+def assert_code_edits_rerun_exactly_their_stages(project, env) -> None:
+    """Editing a project file makes exactly the stages whose modules import it out of date."""
+    from annlab.code_deps import import_closure
+    from conftest import ROOT
+
+    closures = {s: {p.relative_to(ROOT) for p in import_closure(f"annlab.stages.{s}")} for s in STAGES}
+    for name in ("reporting/figures.py", "evaluation/metrics.py", "models/heads.py", "io.py"):
+        path = Path("src/annlab") / name
+        expected = {stage for stage, files in closures.items() if path in files}
+        assert expected, name
+        with open(project / path, "a") as handle:
+            handle.write("# edited\n")
+        assert changed_stages(project, env) == expected, name
+        run(["git", "checkout", "--", str(path)], project, env)
+    assert changed_stages(project, env) == set()
+
+
+def assert_a_failed_experiment_leaves_a_way_back(project, env) -> None:
+    """A failed `dvc exp run` leaves the failed stage's outputs removed (by DVC) and params.yaml
+    rewritten; the error line names the command that brings the committed pipeline back."""
+    failed = run(
+        ["dvc", "exp", "run", "-S", "experiment=california_mlp", "-S", "dataset.path=/no/cal_housing.data"],
+        project,
+        env,
+        check=False,
+    )
+    assert failed.returncode != 0
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("annlab prepare: error:")]
+    assert len(errors) == 1 and "`dataset.path`='/no/cal_housing.data'" in errors[0], failed.stderr
+    way_back = re.search(r"`(git checkout params.yaml && dvc repro)`", errors[0]).group(1)
+    assert not (project / "data/raw").exists()  # what the README says a failure leaves
+    again = run(["bash", "-c", way_back], project, env)
+    assert ran_stages(again.stdout) == []  # restored from DVC's run cache, nothing retrained
+    assert (project / "data/raw/arrays.npz").is_file()
+    assert changed_stages(project, env) == set()
 
 
 @pytest.mark.slow

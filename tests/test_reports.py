@@ -194,6 +194,8 @@ def test_regression_report_has_predicted_against_actual(compose, workdir):
             "model.n_neurons=16",
             "optimizer=adam",
             "optimizer.learning_rate=0.01",
+            "objective.metric=val_loss",
+            "objective.direction=minimize",
         )
     )
     text = (workdir / "reports" / "report.md").read_text()

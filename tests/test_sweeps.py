@@ -59,15 +59,26 @@ def config_of(run_) -> tuple[str, str, str]:
 # -- grid sweeps: basic and joblib launchers ------------------------------------------------------
 
 
+def assert_failed_sweep(out, jobs: int, finished: int, failed: int, pruned: int, reason: str) -> None:
+    """A sweep with failed jobs: every job ran, the tally and each reason are printed, exit 1."""
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text[-3000:]
+    assert f"annlab sweep: {jobs} jobs: {finished} finished, {failed} failed, {pruned} pruned" in text
+    assert text.count(f"failed: {reason}") == failed, text[-3000:]
+    assert f"{failed} of {jobs} jobs of the sweep failed" in out.stderr
+
+
 @pytest.mark.slow
 def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
-    """4 jobs (digits, iris x 1, 2 hidden layers) with the basic launcher, then the same grid with
-    2 joblib workers (each runs 2 jobs in one process): one parent per sweep recording the best
-    child, children tagged with job and overrides, and the same metrics per config both ways
-    (a reused worker starts each job clean)."""
+    """4 jobs (digits, iris x 1 or -1 hidden layers) with the basic launcher, then the same grid
+    with 2 joblib workers (each runs 2 jobs in one process). The 2 jobs with n_hidden=-1 fail
+    with their reason while the others run; the sweep exits 1. One parent per sweep, FAILED,
+    recording the counts and the best child; children tagged with job and overrides; the same
+    metrics per config both ways (a reused worker starts each job clean)."""
     env = project_env(project)
-    grid = ["dataset=digits,iris", "model.n_hidden=1,2", *TINY]
-    run(["annlab-train", "-m", *grid, "experiment_name=sequential"], project, env)
+    grid = ["dataset=digits,iris", "model.n_hidden=1,-1", *TINY]
+    out = run(["annlab-train", "-m", *grid, "experiment_name=sequential"], project, env, check=False)
+    assert_failed_sweep(out, 4, 2, 2, 0, "Expected `model.n_hidden` >= 0.")
     out = run(
         [
             "annlab-train",
@@ -79,18 +90,24 @@ def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
         ],
         project,
         env,
+        check=False,
     )
     assert "Joblib" in out.stdout + out.stderr
+    assert_failed_sweep(out, 4, 2, 2, 0, "Expected `model.n_hidden` >= 0.")
 
     client = client_for(project)
     results = {}
     for name in ("sequential", "parallel"):
         parent, children = sweep_of(client, name)
-        assert parent.info.status == "FINISHED"
-        assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}
-        configs = {config_of(c)[:2] for c in children}
-        assert configs == {(d, h) for d in ("digits", "iris") for h in ("1", "2")}
-        assert sorted(c.data.tags["annlab.sweep.job"] for c in children) == ["0", "1", "2", "3"]
+        assert parent.info.status == "FAILED"
+        assert parent.data.tags["annlab.failure_reason"] == "2 of 4 jobs failed"
+        assert parent.data.tags["annlab.sweep.failures"].count("Expected `model.n_hidden` >= 0.") == 2
+        assert {
+            k: parent.data.metrics[f"sweep_jobs{k}"] for k in ("", "_finished", "_failed", "_pruned")
+        } == {"": 4, "_finished": 2, "_failed": 2, "_pruned": 0}
+        assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
+        assert {config_of(c)[:2] for c in children} == {("digits", "1"), ("iris", "1")}
+        assert sorted(c.data.tags["annlab.sweep.job"] for c in children) == ["0", "2"]
         for child in children:
             overrides = child.data.tags["annlab.hydra.overrides"]
             assert f"dataset={child.data.params['dataset.name']}" in overrides
@@ -99,28 +116,27 @@ def test_grid_sweep_sequential_and_joblib_with_parent_runs(project):
             assert "test_accuracy" in child.data.metrics
         # the parent: the sweep's settings as params, its config as an artifact, the best child
         params = parent.data.params
-        assert params["sweep.dataset"] == "digits,iris" and params["sweep.model.n_hidden"] == "1,2"
+        assert params["sweep.dataset"] == "digits,iris" and params["sweep.model.n_hidden"] == "1,-1"
         assert params["training.epochs"] == "2" and "model.n_hidden" not in params
         artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
-        assert {"sweep/config.yaml", "sweep/hydra.yaml"} <= artifacts
+        assert {"sweep/config.yaml", "sweep/hydra.yaml", "sweep/outcomes.json"} <= artifacts
         best = max(children, key=lambda c: c.data.metrics["objective_val_accuracy"])
         assert parent.data.tags["annlab.sweep.best_run_id"] == best.info.run_id
         assert parent.data.metrics["best_val_accuracy"] == pytest.approx(
             best.data.metrics["objective_val_accuracy"]
         )
-        assert parent.data.metrics["sweep_jobs_finished"] == 4
         results[name] = {config_of(c): c.data.metrics["val_accuracy"] for c in children}
     assert results["parallel"] == pytest.approx(results["sequential"])
 
     # `annlab compare` on the sweep: a ranked table and the figures
     parent, children = sweep_of(client, "sequential")
     out = run(["annlab", "compare", "--parent-run", parent.info.run_id, "--top", "2"], project, env)
-    assert "compare: 4 runs of sweep" in out.stdout
+    assert "compare: 2 runs of sweep" in out.stdout
     folder = project / "reports" / "comparison" / parent.info.run_name
     table = (folder / "comparison.csv").read_text().splitlines()
-    assert len(table) == 5
+    assert len(table) == 3
     header = table[0].split(",")
-    assert {"model.n_hidden", "dataset.name", "objective_val_accuracy", "test_accuracy"} <= set(header)
+    assert {"dataset.name", "objective_val_accuracy", "test_accuracy"} <= set(header)
     best = max(children, key=lambda c: c.data.metrics["objective_val_accuracy"])
     assert table[1].split(",")[header.index("run_id")] == best.info.run_id
     markdown = (folder / "comparison.md").read_text()
@@ -215,8 +231,9 @@ def test_optuna_prunes_bad_trials_and_goes_on_after_failed_ones(project):
         ],
         project,
         env,
+        check=False,
     )
-    assert "Expected `model.n_neurons`" in out.stderr
+    assert_failed_sweep(out, 4, 1, 2, 1, "Expected `model.n_neurons` to be an integer >= 1")
 
     study = optuna.load_study(
         study_name="prune_test", storage=f"sqlite:///{project / 'multirun' / 'optuna.db'}"
@@ -233,7 +250,7 @@ def test_optuna_prunes_bad_trials_and_goes_on_after_failed_ones(project):
     assert best["trials"] == {"complete": 1, "pruned": 1, "fail": 2}
 
     parent, children = sweep_of(client_for(project), "digits_mlp")
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FAILED" and parent.data.metrics["sweep_jobs_failed"] == 2
     assert len(children) == 2  # the failed trials never started a run
     by_state = {c.data.tags.get("annlab.optuna.state", "COMPLETE"): c for c in children}
     assert by_state["PRUNED"].data.metrics["epochs_run"] == 2
@@ -304,13 +321,15 @@ def test_ray_sweep_on_a_local_head(project):
                 f"+hydra.launcher.ray.init.address=127.0.0.1:{port}",
                 "+hydra.launcher.ray.init.object_store_memory=null",
                 "dataset=iris",
-                "model.n_hidden=1,2",
+                "model.n_hidden=1,2,-1",
                 *TINY,
             ],
             project,
             env,
+            check=False,
         )
-        assert "Ray Launcher is launching 2 jobs" in out.stdout + out.stderr
+        assert "Ray Launcher is launching 3 jobs" in out.stdout + out.stderr
+        assert_failed_sweep(out, 3, 2, 1, 0, "Expected `model.n_hidden` >= 0.")
     finally:
         head.send_signal(signal.SIGTERM)
         try:
@@ -321,7 +340,7 @@ def test_ray_sweep_on_a_local_head(project):
         log.close()
         shutil.rmtree(temp_dir, ignore_errors=True)
     parent, children = sweep_of(client_for(project), "digits_mlp")
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FAILED" and parent.data.metrics["sweep_jobs_failed"] == 1
     assert sorted(c.data.params["model.n_hidden"] for c in children) == ["1", "2"]
     assert {c.info.status for c in children} == {"FINISHED"}
     assert all("test_accuracy" in c.data.metrics for c in children)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+EXIT_USER_ERROR = 1
+
 
 class AnnlabError(Exception):
     """A problem with the user's input (config, data file, model file, tracking server).
@@ -13,3 +17,8 @@ class AnnlabError(Exception):
 
 class TrainingDiverged(AnnlabError):
     """The loss became NaN or infinite: training stopped and the run is marked FAILED."""
+
+
+def debug_requested() -> bool:
+    """Full tracebacks on request, with the variable Hydra users already know."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("ANNLAB_DEBUG") == "1"

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from annlab.errors import AnnlabError
+from annlab.errors import EXIT_USER_ERROR, AnnlabError, debug_requested
 
-EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def debug_requested() -> bool:
-    """Full tracebacks on request, with the variable Hydra users already know."""
-    return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("ANNLAB_DEBUG") == "1"
-
-
-def run_entry(name: str, action: Callable[[], str]) -> None:
-    """Run `action`; print its summary line, or one error line and exit non-zero."""
+def run_entry(name: str, action: Callable[[], str], hint: Callable[[], str] = lambda: "") -> None:
+    """Run `action`; print its summary line, or one error line (ending with `hint()`) and exit
+    non-zero."""
     try:
         summary = action()
     except AnnlabError as err:
         if debug_requested():
             raise
-        print(f"annlab {name}: error: {err}", file=sys.stderr)
+        print(f"annlab {name}: error: {err}{hint()}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         if debug_requested():
@@ -40,10 +37,33 @@ def run_entry(name: str, action: Callable[[], str]) -> None:
 
 def stage_main(name: str, stage: Callable[..., str]) -> None:
     """A DVC stage: read the committed params.yaml (as DVC tracked it) and run."""
-    from annlab.config.loading import load_params
+    from annlab.config.loading import PARAMS_FILE, load_params
 
-    run_entry(name, lambda: stage(load_params()))
+    run_entry(name, lambda: stage(load_params()), lambda: recovery_hint(PARAMS_FILE))
     exit_without_teardown()
+
+
+def recovery_hint(params_file: str) -> str:
+    """The way back when a stage fails under DVC in the workspace with settings that differ
+    from the last commit (typically `dvc exp run -S ...`, which rewrote params.yaml).
+
+    DVC removed this stage's outputs before running it, and params.yaml keeps the failing
+    settings, so a plain `dvc repro` would fail the same way; with the committed params.yaml
+    back, `dvc repro` restores the outputs from DVC's run cache (or reruns what it must).
+    """
+    root = os.environ.get("DVC_ROOT")
+    if not root or Path(root).resolve() != Path.cwd().resolve():
+        return ""  # not DVC, or a queued experiment in a temp copy: the workspace is untouched
+    try:
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", params_file], timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if diff.returncode != 1:
+        return ""
+    return (
+        f" ({params_file} differs from the last commit and DVC removed this stage's outputs: "
+        f"`git checkout {params_file} && dvc repro` brings the committed pipeline back.)"
+    )
 
 
 def exit_without_teardown() -> None:

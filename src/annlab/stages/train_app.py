@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from annlab.errors import AnnlabError
-from annlab.stages.common import debug_requested
+from annlab.errors import AnnlabError, debug_requested
+from annlab.sweeps.outcome import FAILED, FINISHED, PRUNED, JobResult, one_line
 
 CONFIG_DIR_ENV = "ANNLAB_CONFIG_DIR"
 
@@ -43,7 +43,7 @@ def start_clean() -> None:
     gc.collect()
 
 
-def run_job(tree: DictConfig) -> float | None:
+def run_job(tree: DictConfig) -> JobResult:
     """One Hydra job: validate first (before TensorFlow), then prepare, train, evaluate."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -53,7 +53,7 @@ def run_job(tree: DictConfig) -> float | None:
     from annlab.stages.evaluate import evaluate_stage
     from annlab.stages.train import train
     from annlab.sweeps.optuna_trial import TrialLink, finish_trial, pruning_callback, trial_tags
-    from annlab.tracking.sweeps import PARENT_ENV
+    from annlab.tracking.sweeps import PARENT_ENV, mark_pruned
 
     cfg = validate(tree)
     start_clean()
@@ -64,7 +64,7 @@ def run_job(tree: DictConfig) -> float | None:
         "annlab.hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)",
         "annlab.hydra.output_dir": str(out_dir),
     }
-    if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
+    if in_sweep():
         tags["annlab.sweep.job"] = str(hydra_cfg.job.num)
         tags["annlab.sweep.dir"] = str(Path(hydra_cfg.sweep.dir).resolve())
         if cfg.tracking.run_name is None:
@@ -89,29 +89,54 @@ def run_job(tree: DictConfig) -> float | None:
         flush=True,
     )
     run_info = read_json(out_dir / "models" / "run.json")
+    run_id = run_info.get("run_id")
     if trial is not None:
-        finish_trial(trial, callbacks[0], run_info.get("run_id"))  # raises TrialPruned if pruned
+        pruned = finish_trial(trial, callbacks[0], run_id)
+        if pruned is not None:
+            if run_id:
+                mark_pruned(run_id, callbacks[0].pruned_at_epoch)
+            return JobResult(None, PRUNED, pruned, run_id)
     print(
         evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models", reports_dir=out_dir / "reports"),
         flush=True,
     )
-    return run_info["objective"]["value"]
+    return JobResult(run_info["objective"]["value"], FINISHED, run_id=run_id)
+
+
+def in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def task(tree: DictConfig) -> float | None:
-    """Hydra task function: a user error is one line; in a sweep the job fails, not the sweep."""
+    """Hydra task function. A single run: a user error is one line and exit 1. In a sweep a job
+    never raises (the other jobs must run): it records and returns its `JobResult`, FAILED with
+    the reason, and the sweep ends non-zero once all jobs are done (annlab.sweeps.outcome)."""
     from hydra.core.hydra_config import HydraConfig
 
+    from annlab.sweeps.outcome import record_this_job
+
+    if in_sweep():
+        record_this_job(None)  # "running": a job whose process is killed is seen as failed
     try:
-        return run_job(tree)
-    except AnnlabError as err:
-        if debug_requested():
+        result = run_job(tree)
+    except Exception as err:  # KeyboardInterrupt and SystemExit stop the sweep itself
+        if debug_requested() or not (in_sweep() or isinstance(err, AnnlabError)):
             raise
-        print(f"annlab-train: error: {err}", file=sys.stderr, flush=True)
-        mode = HydraConfig.get().mode
-        if mode is not None and mode.name == "MULTIRUN":
-            return math.nan  # sweepers (Optuna) record the trial as failed and go on
-        sys.exit(1)
+        reason = str(err) if isinstance(err, AnnlabError) else one_line(err)
+        if not isinstance(err, AnnlabError):  # a bug: keep its traceback beside the job's output
+            path = Path(HydraConfig.get().runtime.output_dir) / "traceback.txt"
+            path.write_text("".join(traceback.format_exception(err)))
+            reason += f" (traceback in {path})"
+        print(f"annlab-train: error: {reason}", file=sys.stderr, flush=True)
+        if not in_sweep():
+            sys.exit(1)
+        result = JobResult(None, FAILED, reason)
+    if in_sweep():
+        record_this_job(result)
+    return result
 
 
 def main() -> None:

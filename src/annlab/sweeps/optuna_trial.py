@@ -20,7 +20,6 @@ from annlab.errors import AnnlabError
 STORAGE_ENV = "ANNLAB_OPTUNA_STORAGE"
 STUDY_ENV = "ANNLAB_OPTUNA_STUDY"
 TRIAL_ID_ENV = "ANNLAB_OPTUNA_TRIAL_ID"
-STATE_TAG = "annlab.optuna.state"
 
 
 def open_storage(url: str):
@@ -84,14 +83,7 @@ def pruning_callback(trial, monitor: str):
             self.last_value: float | None = None
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            if monitor not in logs:
-                found = ", ".join(sorted(k for k in logs if k.startswith("val_"))) or "none"
-                raise AnnlabError(
-                    f"Expected `objective.metric` to be a validation metric the model logs "
-                    f"({found}). Received: objective.metric={monitor}."
-                )
-            value = float(logs[monitor])
+            value = float((logs or {}).get(monitor, math.nan))  # a missing one: training fails
             self.last_value = value
             if not math.isfinite(value):
                 return  # the non-finite-loss guard fails the run with the reason
@@ -103,24 +95,10 @@ def pruning_callback(trial, monitor: str):
     return OptunaPruning()
 
 
-def finish_trial(trial, callback, run_id: str | None) -> None:
-    """Link the trial to its MLflow run; a pruned trial tags the run and raises TrialPruned."""
-    import optuna
-
+def finish_trial(trial, callback, run_id: str | None) -> str | None:
+    """Link the trial to its MLflow run; for a pruned trial, say why (None if not pruned)."""
     if run_id:
         trial.set_user_attr("mlflow_run_id", run_id)
     if callback.pruned_at_epoch is None:
-        return
-    if run_id:
-        from mlflow import MlflowClient
-
-        from annlab.tracking.store import retry_locked
-
-        client = MlflowClient()
-        retry_locked(lambda: client.set_tag(run_id, STATE_TAG, "PRUNED"))
-        retry_locked(
-            lambda: client.set_tag(run_id, "annlab.optuna.pruned_at_epoch", str(callback.pruned_at_epoch))
-        )
-    raise optuna.TrialPruned(
-        f"trial {trial.number} pruned after epoch {callback.pruned_at_epoch} ({callback.last_value:.4g})"
-    )
+        return None
+    return f"trial {trial.number} pruned after epoch {callback.pruned_at_epoch} ({callback.last_value:.4g})"

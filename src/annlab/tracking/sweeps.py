@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import math
 import os
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
-from annlab.errors import AnnlabError
+from annlab.sweeps.job_env import one_line_errors, set_job_env
 
 PARENT_ENV = "ANNLAB_PARENT_RUN_ID"
 ROLE_TAG = "annlab.sweep.role"
@@ -113,52 +112,66 @@ class SweepParentCallback(Callback):
         )
 
     def _end(self, config: DictConfig) -> None:
+        """Record the jobs' outcomes on the parent and end it: FINISHED when every job
+        finished or was pruned, FAILED when one failed or none finished."""
         from mlflow import MlflowClient
         from mlflow.entities import Metric, RunTag
 
         from annlab.config.schema import validate
+        from annlab.objective import best
+        from annlab.sweeps.outcome import (
+            FINISHED,
+            PRUNED,
+            SWEEP_ID_ENV,
+            SweepOutcomes,
+            read_outcomes,
+            record,
+        )
         from annlab.tracking.store import retry_locked
 
         cfg = validate(config)
         client = MlflowClient()
         parent = self.parent_run_id
         assert parent is not None and self.experiment_id is not None
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_id = os.environ.get(SWEEP_ID_ENV, "")
+        seen = {job.number for job in read_outcomes(sweep_dir, sweep_id).jobs}
         children = child_runs(client, self.experiment_id, parent)
-        best = best_run(children, cfg.objective.metric, cfg.objective.direction)
-        counts = {
-            status: sum(1 for r in children if r.info.status == status)
-            for status in ("FINISHED", "FAILED", "KILLED")
-        }
-        pruned = sum(1 for r in children if r.data.tags.get(PRUNED_TAG) == "PRUNED")
+        from_runs = outcomes_from_runs(children, cfg.objective.metric)
+        for job in from_runs:
+            if job.number not in seen:  # a Ray worker on another machine: its record is there
+                record(sweep_dir, job)
+        outcomes = read_outcomes(sweep_dir, sweep_id) if sweep_id else SweepOutcomes(from_runs)
+        client.log_dict(parent, asdict(outcomes), "sweep/outcomes.json")
+        finished = [job for job in outcomes.jobs if job.status == FINISHED]
+        top = best(finished, lambda job: job.value, cfg.objective.direction)
         now = _now_ms()
         metrics = [
-            Metric("sweep_jobs", len(children), now, 0),
-            Metric("sweep_jobs_finished", counts["FINISHED"] - pruned, now, 0),
-            Metric("sweep_jobs_failed", counts["FAILED"] + counts["KILLED"], now, 0),
-            Metric("sweep_jobs_pruned", pruned, now, 0),
+            Metric("sweep_jobs", len(outcomes.jobs), now, 0),
+            Metric("sweep_jobs_finished", len(finished), now, 0),
+            Metric("sweep_jobs_failed", len(outcomes.failed), now, 0),
+            Metric("sweep_jobs_pruned", outcomes.count(PRUNED), now, 0),
         ]
         tags = []
-        if best is not None:
-            value = objective_of(best, cfg.objective.metric)
-            metrics.append(Metric(f"best_{cfg.objective.metric}", value, now, 0))
+        if top is not None:
+            metrics.append(Metric(f"best_{cfg.objective.metric}", top.value, now, 0))
             tags += [
-                RunTag("annlab.sweep.best_run_id", best.info.run_id),
-                RunTag("annlab.sweep.best_run_name", best.info.run_name or ""),
-                RunTag("annlab.sweep.best_overrides", best.data.tags.get("annlab.hydra.overrides", "")),
+                RunTag("annlab.sweep.best_run_id", top.run_id or ""),
+                RunTag("annlab.sweep.best_job", str(top.number)),
+                RunTag("annlab.sweep.best_overrides", " ".join(top.overrides)),
             ]
-            print(
-                f"annlab sweep: best of {len(children)} runs: {best.info.run_id} "
-                f"({best.data.tags.get('annlab.hydra.overrides', '')}) "
-                f"{cfg.objective.metric}={value:.4f}",
-                flush=True,
-            )
-        else:
-            tags.append(
-                RunTag("annlab.failure_reason", f"no job of the sweep finished ({len(children)} started)")
-            )
+        failures = "; ".join(f"{job.label()}: {job.reason}" for job in outcomes.failed)
+        if failures:
+            tags.append(RunTag("annlab.sweep.failures", failures[:5000]))
+        reason = None
+        if outcomes.failed:
+            reason = f"{len(outcomes.failed)} of {len(outcomes.jobs)} jobs failed"
+        elif top is None:
+            reason = f"no job of the sweep finished ({outcomes.tally()})"
+        if reason:
+            tags.append(RunTag("annlab.failure_reason", reason))
         retry_locked(lambda: client.log_batch(parent, metrics=metrics, tags=tags))
-        status = "FINISHED" if best is not None else "FAILED"
-        retry_locked(lambda: client.set_terminated(parent, status))
+        retry_locked(lambda: client.set_terminated(parent, "FAILED" if reason else "FINISHED"))
         self.parent_run_id = None
         os.environ.pop(PARENT_ENV, None)
 
@@ -178,19 +191,6 @@ class SweepParentCallback(Callback):
             client.set_terminated(self.parent_run_id, "KILLED")
 
 
-def one_line_errors(action: Callable[[], T]) -> T:
-    """Project style: a user error is one line and a non-zero exit, not Hydra's traceback."""
-    from annlab.stages.common import EXIT_USER_ERROR, debug_requested
-
-    try:
-        return action()
-    except AnnlabError as err:
-        if debug_requested():
-            raise
-        print(f"annlab-train: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USER_ERROR)
-
-
 def _now_ms() -> int:
     import time
 
@@ -208,29 +208,6 @@ def absolute(uri: str) -> str:
     if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
         return prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
-
-
-def quote_override_value(value: str) -> str:
-    """A string as a quoted value of Hydra's override grammar (URIs hold `:` and `/`)."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise AnnlabError(f"Cannot pass {value!r} to the sweep's jobs: it holds both kinds of quotes.")
-
-
-def set_job_env(config: DictConfig, env: dict[str, str]) -> None:
-    """Make Hydra set `env` in every job's process, whatever the launcher.
-
-    Launchers compose each job from the sweep's `hydra.overrides.hydra` plus the job's own
-    overrides, in the job's process or on the driver before shipping it; `hydra.job.env_set`
-    is applied by Hydra's `run_job` inside the job process itself.
-    """
-    with read_write(config.hydra), open_dict(config.hydra):
-        hydra_overrides = list(config.hydra.overrides.hydra)
-        for key, value in env.items():
-            hydra_overrides.append(f"++hydra.job.env_set.{key}={quote_override_value(value)}")
-        config.hydra.overrides.hydra = hydra_overrides
 
 
 def swept_settings(overrides: Iterable[str], search_space: dict[str, Any]) -> dict[str, str]:
@@ -287,23 +264,33 @@ def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
             return runs
 
 
-def objective_of(run, metric: str) -> float | None:
-    """The run's objective: what training returned (`objective_<metric>`), else the metric's
-    last value."""
-    metrics = run.data.metrics
-    value = metrics.get(f"objective_{metric}", metrics.get(metric))
-    return None if value is None or not math.isfinite(value) else float(value)
+def outcomes_from_runs(runs: Iterable, metric: str) -> list:
+    """What the child runs say of their jobs (by the `annlab.sweep.job` tag)."""
+    from annlab.objective import finite, objective_key
+    from annlab.sweeps.outcome import FAILED, FINISHED, PRUNED, JobOutcome
+
+    jobs = []
+    for run in runs:
+        number = run.data.tags.get("annlab.sweep.job")
+        if number is None or not number.isdigit():
+            continue
+        if run.data.tags.get(PRUNED_TAG) == "PRUNED":
+            status = PRUNED
+        else:
+            status = FINISHED if run.info.status == "FINISHED" else FAILED
+        value = finite(run.data.metrics.get(objective_key(metric)))
+        reason = run.data.tags.get("annlab.failure_reason") if status == FAILED else None
+        overrides = run.data.tags.get("annlab.hydra.overrides", "").split()
+        jobs.append(JobOutcome(int(number), overrides, status, value, reason, run.info.run_id))
+    return jobs
 
 
-def best_run(runs: Iterable, metric: str, direction: str):
-    """The best FINISHED, not pruned run by the objective, or None."""
-    scored = [
-        (objective_of(r, metric), r)
-        for r in runs
-        if r.info.status == "FINISHED" and r.data.tags.get(PRUNED_TAG) != "PRUNED"
-    ]
-    scored = [(v, r) for v, r in scored if v is not None]
-    if not scored:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(scored, key=lambda pair: pair[0])[1]
+def mark_pruned(run_id: str, epoch: int | None) -> None:
+    """Tag a finished training run that the search's pruner stopped early."""
+    from mlflow import MlflowClient
+
+    from annlab.tracking.store import retry_locked
+
+    client = MlflowClient()
+    retry_locked(lambda: client.set_tag(run_id, PRUNED_TAG, "PRUNED"))
+    retry_locked(lambda: client.set_tag(run_id, "annlab.optuna.pruned_at_epoch", str(epoch)))

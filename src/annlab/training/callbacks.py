@@ -37,6 +37,26 @@ def stop_on_non_finite_loss():
     return _keras_callbacks()()
 
 
+def objective_check(metric: str):
+    """A Keras callback that fails training after its first epoch when `objective.metric` is
+    not among the metrics the model logs: runs would be ranked on nothing."""
+    import keras
+
+    from annlab.errors import AnnlabError
+
+    class ObjectiveCheck(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logged = sorted(logs or {})
+            if metric not in logged:
+                raise AnnlabError(
+                    f"Expected `objective.metric` to be a metric this model logs "
+                    f"({', '.join(logged)}), e.g. objective.metric=val_loss "
+                    f"objective.direction=minimize. Received: objective.metric={metric}."
+                )
+
+    return ObjectiveCheck()
+
+
 def configured_callbacks(cfg: TrainingConfig, out_dir: Path, tensorboard_dir: Path | None) -> list:
     import keras
 

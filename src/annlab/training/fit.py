@@ -10,7 +10,7 @@ from typing import Any
 
 from annlab.config.schema import Config
 from annlab.data.split import Splits
-from annlab.errors import TrainingDiverged
+from annlab.errors import AnnlabError, TrainingDiverged
 from annlab.models.build import build_model, has_aux_output, model_inputs, model_targets
 
 
@@ -119,10 +119,15 @@ def fit(
         from annlab.models.perceptron import fit_perceptron
 
         model, history, seconds, loss = fit_perceptron(cfg, splits)
+        if cfg.objective.metric not in history:
+            raise AnnlabError(
+                f"Expected `objective.metric` to be a metric the perceptron logs "
+                f"({', '.join(sorted(history))}). Received: objective.metric={cfg.objective.metric}."
+            )
         return FitResult(model, history, seconds, loss, ["accuracy"])
     import keras
 
-    from annlab.training.callbacks import configured_callbacks, stop_on_non_finite_loss
+    from annlab.training.callbacks import configured_callbacks, objective_check, stop_on_non_finite_loss
 
     (X_train, y_train), (X_valid, y_valid) = splits.train, splits.valid
     train_inputs, train_targets = model_inputs(cfg, X_train), model_targets(cfg, y_train)
@@ -146,7 +151,7 @@ def fit(
     guard = stop_on_non_finite_loss()
     configured = configured_callbacks(cfg.training, out_dir, tensorboard_dir)
     probe = epoch_probe(cfg.training.epochs)
-    all_callbacks = [guard, *configured]
+    all_callbacks = [guard, objective_check(cfg.objective.metric), *configured]
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
         all_callbacks += [  # metrics first: a resumed epoch may then repeat, never go missing

@@ -7,9 +7,10 @@ ask-and-tell, so any Hydra launcher (basic, joblib, Ray) runs the trials:
 - the study lives in an RDB storage (sqlite by default): rerunning the same command resumes it,
   and several machines given one database URL share one study;
 - each job gets its trial through `hydra.job.env_set` and reports the objective's validation
-  metric every epoch; the study's pruner stops bad trials (they come back as TrialPruned);
-- a job that fails (a bad config value returns NaN, any exception) is told FAIL and the search
-  goes on; trials cut short by Ctrl-C or a killed sweeper are marked and redone on resume;
+  metric every epoch; the study's pruner stops bad trials (their jobs end as pruned);
+- a job that fails (a bad config value, any exception) is told FAIL and the search goes on,
+  and the sweep exits non-zero at its end (annlab.sweeps.outcome); trials cut short by Ctrl-C or
+  a killed sweeper are marked and redone on resume;
 - the best params go to <paths.reports>/hparams_search/<study>_best.yaml and to the sweep's
   MLflow parent run.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
 from collections.abc import Sequence
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -74,7 +73,7 @@ class AnnlabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from annlab.tracking.sweeps import one_line_errors
+        from annlab.sweeps.job_env import one_line_errors
 
         return one_line_errors(lambda: self._sweep(arguments))
 
@@ -85,8 +84,9 @@ class AnnlabOptunaSweeper(Sweeper):
 
         from annlab.config.schema import validate
         from annlab.errors import AnnlabError
+        from annlab.sweeps.job_env import set_job_env
         from annlab.sweeps.optuna_trial import STORAGE_ENV, STUDY_ENV, open_storage
-        from annlab.tracking.sweeps import set_job_env
+        from annlab.sweeps.outcome import outcome_of
         from hydra_plugins.annlab_optuna_sweeper.search_space import parse_search_space
 
         assert self.config is not None and self.launcher is not None
@@ -155,8 +155,8 @@ class AnnlabOptunaSweeper(Sweeper):
                         mark_interrupted(study, trial.number)
                 raise
             exhausted = False
-            for trial, result in zip(trials, results, strict=True):
-                exhausted |= tell(study, trial, result, metric)
+            for i, (trial, result) in enumerate(zip(trials, results, strict=True)):
+                exhausted |= tell(study, trial, outcome_of(result, job_idx + i), metric)
             job_idx += len(batch)
             returns.append(results)
             if exhausted:
@@ -309,33 +309,25 @@ def counted_trials(study) -> int:
     )
 
 
-def tell(study, trial, result, metric: str) -> bool:
+def tell(study, trial, outcome, metric: str) -> bool:
     """Record one job's outcome: its objective, PRUNED, or FAIL (and say why). True when the
     sampler asks to stop (grid and brute-force samplers, once their space is exhausted)."""
     import optuna
 
+    from annlab.sweeps.outcome import FINISHED, PRUNED
+
     states = optuna.trial.TrialState
     value, state = None, states.FAIL
-    if result.status != JobStatus.COMPLETED:
-        # the job raised: read the exception directly (`return_value` would print it as an
-        # error and re-raise it)
-        err = result._return_value
-        if isinstance(err, optuna.TrialPruned):
-            log.info(f"Trial {trial.number}: {err}")
-            state = states.PRUNED
-        else:
-            reason = f"{type(err).__name__}: {err}"
-            log.warning(f"Trial {trial.number} failed ({reason}); the search goes on.")
-            trial.set_user_attr("failure", reason[:2000])
+    if outcome.status == FINISHED and outcome.value is not None:
+        value, state = outcome.value, states.COMPLETE
+        log.info(f"Trial {trial.number}: {metric}={value:.4f} {trial.params}")
+    elif outcome.status == PRUNED:
+        state = states.PRUNED
+        log.info(f"Trial {trial.number}: {outcome.reason}")
     else:
-        returned = result.return_value
-        if isinstance(returned, int | float) and math.isfinite(returned):
-            value, state = float(returned), states.COMPLETE
-            log.info(f"Trial {trial.number}: {metric}={value:.4f} {trial.params}")
-        else:
-            log.warning(
-                f"Trial {trial.number} failed (returned {returned!r} for {metric}); the search goes on."
-            )
+        reason = outcome.reason or f"no value for {metric}"
+        log.warning(f"Trial {trial.number} failed ({reason}); the search goes on.")
+        trial.set_user_attr("failure", reason[:2000])
     try:
         study.tell(trial, value, state=state)
     except RuntimeError as err:
