@@ -73,7 +73,7 @@ def objective(run_id: str, key: str = "objective_val_loss") -> float:
 
 
 def test_promote_picks_the_best_run_of_an_experiment(lab, use_store):
-    from annlab.serving.registry import promote
+    from annlab.tracking.registry import promote
 
     all_runs = [t.run_id for t in lab["runs"] + lab["children"]]
     best = min(all_runs, key=objective)
@@ -97,7 +97,7 @@ def test_promote_picks_the_best_run_of_an_experiment(lab, use_store):
 
 
 def test_promote_best_of_a_sweep_on_another_metric_and_by_run_id(lab, use_store):
-    from annlab.serving.registry import promote
+    from annlab.tracking.registry import promote
 
     children = [t.run_id for t in lab["children"]]
     best_child = min(children, key=objective)
@@ -119,7 +119,7 @@ def test_promote_best_of_a_sweep_on_another_metric_and_by_run_id(lab, use_store)
 
 
 def test_promote_errors_are_one_line(lab, use_store):
-    from annlab.serving.registry import promote
+    from annlab.tracking.registry import promote
 
     with pytest.raises(AnnlabError, match="experiment 'nope' not found"):
         promote(experiment="nope")
@@ -143,8 +143,8 @@ def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, st
     import requests
 
     from annlab.serving.predict import predict_file
-    from annlab.serving.registry import promote
     from annlab.serving.request import write_request
+    from annlab.tracking.registry import promote
 
     env = tool_env({"MLFLOW_TRACKING_URI": store_uri})
     for trained, experiment in (

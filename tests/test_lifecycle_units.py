@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from annlab.errors import AnnlabError
+from annlab.objective import guess_direction
 from annlab.serving.inputs import read_features
 from annlab.serving.predict import prediction_columns
-from annlab.serving.registry import guess_direction
 from annlab.serving.request import serving_request
 
 TABLE_META = {"task": "regression", "feature_names": ["a", "b", "c"], "input_shape": [3], "is_image": False}

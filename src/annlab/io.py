@@ -66,6 +66,26 @@ def read_json(path: str | Path) -> Any:
         return json.load(handle)
 
 
+def write_csv(path: str | Path, columns: dict[str, np.ndarray]) -> None:
+    """Named columns as CSV, floats at full precision (a float32 reads back exactly), written
+    atomically: prediction tables of `evaluate` and `annlab predict` alike."""
+    import csv
+
+    names = list(columns)
+    values = [np.asarray(columns[name]) for name in names]
+    with atomic_file(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(names)
+        for row in zip(*values, strict=True):
+            writer.writerow([_cell(v) for v in row])
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, np.floating | float):
+        return repr(float(value))
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def save_arrays(path: str | Path, **arrays: np.ndarray) -> None:
     """Plain `.npz` (no object arrays), so loading never needs pickle."""
     with atomic_file(path, "wb") as handle:

@@ -47,3 +47,47 @@ def best(items: Iterable[T], value: Callable[[T], float | None], direction: str)
     """The item with the best finite `value`, or None when none has one."""
     order = ranked(items, value, direction)
     return order[0] if order and finite(value(order[0])) is not None else None
+
+
+def resolve(
+    objectives: set[tuple[str | None, str | None]],
+    logged: set[str],
+    metric: str | None,
+    direction: str | None,
+    where: str,
+) -> tuple[str, str, str]:
+    """What to rank runs by: (the metric key, the per-epoch metric it comes from, direction).
+
+    `objectives` are the runs' own (objective.metric, objective.direction) params and `logged`
+    every metric they logged. Without `metric` the runs must share one objective; with it, the
+    kept model's value `objective_<metric>` is preferred to the metric's last value.
+    """
+    from annlab.errors import AnnlabError
+
+    if metric is None:
+        if len(objectives) != 1 or None in next(iter(objectives)):
+            shown = sorted(f"{m}/{d}" for m, d in objectives)
+            raise AnnlabError(
+                f"The runs of {where} do not share one objective (params objective.metric / "
+                f"objective.direction: {shown}): choose with --metric M --direction D."
+            )
+        name, own = next(iter(objectives))
+        return objective_key(str(name)), str(name), direction or str(own)
+    key = objective_key(metric) if objective_key(metric) in logged else metric
+    if key not in logged:
+        where = where[:1].upper() + where[1:]
+        raise AnnlabError(f"{where} has no metric {metric!r}: its runs log {sorted(logged)[:15]}.")
+    if direction is None:
+        own = {d for m, d in objectives if m == metric}
+        direction = own.pop() if len(own) == 1 else guess_direction(metric)
+    if direction is None:
+        raise AnnlabError(
+            f"Cannot tell whether --metric {metric} is better high or low: add "
+            "--direction maximize or --direction minimize."
+        )
+    return key, metric, direction
+
+
+def run_objectives(runs: Iterable) -> set[tuple[str | None, str | None]]:
+    """The (objective.metric, objective.direction) params of MLflow runs."""
+    return {(r.data.params.get("objective.metric"), r.data.params.get("objective.direction")) for r in runs}

@@ -9,7 +9,8 @@ import numpy as np
 
 from annlab.config.schema import Config
 from annlab.data.split import Splits
-from annlab.models.build import has_aux_output, model_inputs, model_targets
+from annlab.models.build import has_aux_output, input_mapping, model_inputs, model_targets
+from annlab.models.feeding import BATCH_SIZE, class_probabilities, predict_outputs
 
 TOP_K = 3
 
@@ -21,22 +22,13 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def predict_outputs(cfg: Config, model, X: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
-    raw = model.predict(model_inputs(cfg, X), batch_size=batch_size, verbose=0)
-    if isinstance(raw, dict):
-        return {k: np.asarray(v) for k, v in raw.items()}
-    if isinstance(raw, (list, tuple)):
-        return {"output": np.asarray(raw[0]), "aux_output": np.asarray(raw[1])}
-    return {"output": np.asarray(raw)}
-
-
 def evaluate(cfg: Config, model, splits: Splits) -> Evaluation:
     X, y = splits.test
     keras_scores = model.evaluate(
-        model_inputs(cfg, X), model_targets(cfg, y), batch_size=1024, verbose=0, return_dict=True
+        model_inputs(cfg, X), model_targets(cfg, y), batch_size=BATCH_SIZE, verbose=0, return_dict=True
     )
     metrics = {f"test_{k}": float(v) for k, v in keras_scores.items()}
-    outputs = predict_outputs(cfg, model, X)
+    outputs = predict_outputs(model, input_mapping(cfg), X)
     task = splits.meta.task
     if task in ("multiclass", "binary"):
         extra, predictions, details = _classification(outputs["output"], y, splits, task)
@@ -47,13 +39,6 @@ def evaluate(cfg: Config, model, splits: Splits) -> Evaluation:
             extra.update({k.replace("test_", "test_aux_", 1): v for k, v in aux.items()})
     metrics.update(extra)
     return Evaluation(metrics, predictions, details)
-
-
-def class_probabilities(output: np.ndarray, task: str) -> np.ndarray:
-    if task == "binary":
-        p = output.reshape(-1)
-        return np.column_stack([1 - p, p])
-    return output
 
 
 def _classification(output, y, splits: Splits, task: str):

@@ -82,11 +82,20 @@ def build_model(cfg: Config, meta: DatasetMeta, scaler: dict[str, Any]):
     raise AnnlabError(f"model={cfg.model.name} is not a Keras model.")
 
 
+def input_mapping(cfg: Config) -> dict[str, Any]:
+    """How raw rows feed the configured model (saved in meta.json; see models.feeding)."""
+    return {
+        "two_inputs": uses_two_inputs(cfg),
+        "wide_features": cfg.model.wide_features,
+        "deep_features": cfg.model.deep_features,
+    }
+
+
 def model_inputs(cfg: Config, X: np.ndarray) -> Any:
     """Raw feature rows -> what the model's inputs take (a dict for two-input models)."""
-    if uses_two_inputs(cfg):
-        return {"wide": X[:, cfg.model.wide_features], "deep": X[:, cfg.model.deep_features]}
-    return X
+    from annlab.models.feeding import feed
+
+    return feed(input_mapping(cfg), X)
 
 
 def model_targets(cfg: Config, y: np.ndarray) -> Any:

@@ -15,7 +15,7 @@ def load_keras_model(path: str | Path, allow_unsafe: bool | None = None):
 
     Safe mode refuses Lambda layers, whose serialized Python bytecode would run on load.
     """
-    from annlab.training.setup import quiet_tensorflow
+    from annlab.quiet_tensorflow import quiet_tensorflow
 
     quiet_tensorflow()
     import keras

@@ -3,55 +3,47 @@ figures: the metric against each swept setting, and the learning curves of the t
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from annlab.errors import AnnlabError
+from annlab.objective import finite, ranked, resolve, run_objectives
+from annlab.tracking import tags
 
 
 def experiment_runs(
     experiment_name: str, metric: str, direction: str, max_results: int = 20
 ) -> list[dict[str, Any]]:
-    """Finished training runs of `experiment_name` (not sweep parents), sorted by `metric`
-    (best first)."""
-    import mlflow
+    """Finished training runs of `experiment_name` (not sweep parents), best first by
+    `metric`, as rows for the report (on the store the caller configured)."""
+    from annlab.tracking import queries
 
-    experiment = mlflow.get_experiment_by_name(experiment_name)
-    if experiment is None:
+    client = queries.client()
+    found = client.get_experiment_by_name(experiment_name)
+    if found is None:
         return []
-    order = "DESC" if direction == "maximize" else "ASC"
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment.experiment_id],
-        filter_string="attributes.status = 'FINISHED'",
-        order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
-        max_results=max_results,
-        output_format="list",
+    runs = ranked(
+        queries.training_runs(client, found.experiment_id, finished_only=True),
+        lambda r: r.data.metrics.get(metric),
+        direction,
     )
-    rows = []
-    for run in runs:
-        if run.data.tags.get("annlab.sweep.role") == "parent":
-            continue
-        m = run.data.metrics
-        rows.append(
-            {
-                "run_id": run.info.run_id,
-                "run_name": run.info.run_name,
-                "start_time": run.info.start_time,
-                "objective": m.get(metric),
-                "metrics": {k: v for k, v in m.items() if k.startswith("test_")},
-                "params": run.data.params,
-            }
-        )
-    return rows
+    return [
+        {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "start_time": run.info.start_time,
+            "objective": run.data.metrics.get(metric),
+            "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
+            "params": run.data.params,
+        }
+        for run in runs[:max_results]
+    ]
 
 
 # -- `annlab compare`: the runs of an experiment or a sweep, ranked, as files ------------------
 
-MINIMIZE_HINTS = ("loss", "mse", "mae", "error", "rmse", "seconds")
-MAXIMIZE_HINTS = ("accuracy", "auc", "f1", "precision", "recall", "r2")
 NOISY_PARAMS = ("tracking.", "paths.")  # differ between runs without being a setting of the model
 
 
@@ -69,12 +61,11 @@ class Comparison:
     skipped: dict[str, int] = field(default_factory=dict)
 
     def value(self, run) -> float | None:
-        value = run.data.metrics.get(self.metric_key)
-        return None if value is None or not math.isfinite(value) else float(value)
+        return finite(run.data.metrics.get(self.metric_key))
 
     @staticmethod
     def pruned(run) -> bool:
-        return run.data.tags.get("annlab.optuna.state") == "PRUNED"
+        return run.data.tags.get(tags.OPTUNA_STATE) == "PRUNED"
 
 
 def compare_runs(
@@ -85,45 +76,20 @@ def compare_runs(
 ) -> Comparison:
     """The finished runs of an experiment or of a sweep (children of its parent run), best
     first; pruned runs and runs without the metric last."""
-    import mlflow
-
     from annlab.config.schema import TrackingConfig
-    from annlab.tracking import store
-    from annlab.tracking.sweeps import ROLE_TAG, child_runs
+    from annlab.tracking import queries
 
     if (experiment is None) == (parent_run_id is None):
         raise AnnlabError("Expected exactly one of --experiment NAME or --parent-run ID.")
     if direction not in (None, "maximize", "minimize"):
         raise AnnlabError(f"Expected --direction maximize or minimize. Received: {direction!r}.")
-    store.configure(TrackingConfig())
-    client = mlflow.MlflowClient()
+    client = queries.client(TrackingConfig())
     if parent_run_id:
-        try:
-            parent = client.get_run(parent_run_id)
-        except mlflow.exceptions.MlflowException:
-            raise AnnlabError(
-                f"MLflow run '{parent_run_id}' not found in "
-                f"{mlflow.get_tracking_uri()}: check the id (mlflow ui), or set "
-                "MLFLOW_TRACKING_URI to its store."
-            ) from None
-        runs = child_runs(client, parent.info.experiment_id, parent_run_id)
-        where, slug = (
-            f"sweep {parent.info.run_name or parent_run_id}",
-            (parent.info.run_name or parent_run_id),
-        )
+        parent, runs = queries.sweep_runs(client, parent_run_id)
+        name = parent.info.run_name or parent_run_id
+        where, slug = f"sweep {name}", name
     else:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            names = [e.name for e in client.search_experiments()]
-            raise AnnlabError(
-                f"MLflow experiment {experiment!r} not found in "
-                f"{mlflow.get_tracking_uri()}: experiments there: {names[:12]}."
-            )
-        runs = [
-            r
-            for r in client.search_runs([found.experiment_id], max_results=50000)
-            if r.data.tags.get(ROLE_TAG) != "parent"
-        ]
+        runs = queries.training_runs(client, queries.experiment_id(client, str(experiment)))
         where, slug = f"experiment {experiment!r}", str(experiment)
     finished = [r for r in runs if r.info.status == "FINISHED"]
     skipped = {
@@ -136,58 +102,16 @@ def compare_runs(
             f"{where.capitalize()} has no finished run to compare "
             f"({len(runs)} runs: {skipped or 'none'}): train first."
         )
-    metric_key, history_key, direction = _objective(finished, metric, direction, where)
+    logged = {k for r in finished for k in r.data.metrics}
+    metric_key, history_key, direction = resolve(run_objectives(finished), logged, metric, direction, where)
     comparison = Comparison(
         where, _slug(slug), metric_key, history_key, direction, [], swept_params(finished), skipped
     )
-    sign = -1.0 if direction == "maximize" else 1.0
-
-    def order(run) -> tuple:
-        value = comparison.value(run)
-        return (comparison.pruned(run), value is None, sign * (value or 0.0))
-
-    comparison.runs = sorted(finished, key=order)
+    unpruned = ranked([r for r in finished if not comparison.pruned(r)], comparison.value, direction)
+    comparison.runs = unpruned + ranked(
+        [r for r in finished if comparison.pruned(r)], comparison.value, direction
+    )
     return comparison
-
-
-def _objective(
-    runs: list[Any], metric: str | None, direction: str | None, where: str
-) -> tuple[str, str, str]:
-    """(metric key to rank by, per-epoch metric for curves, direction)."""
-    objectives = {
-        (r.data.params.get("objective.metric"), r.data.params.get("objective.direction")) for r in runs
-    }
-    if metric is None:
-        if len(objectives) != 1 or None in next(iter(objectives)):
-            raise AnnlabError(
-                f"The runs of {where} do not share one objective "
-                f"({sorted(map(str, objectives))}): choose with --metric M "
-                "--direction D."
-            )
-        name, own = next(iter(objectives))
-        return f"objective_{name}", name, direction or own
-    logged = {k for r in runs for k in r.data.metrics}
-    key = f"objective_{metric}" if f"objective_{metric}" in logged else metric
-    if key not in logged:
-        raise AnnlabError(f"No run of {where} logged {metric!r}: its metrics are {sorted(logged)[:15]}.")
-    if direction is None:
-        own = {d for m, d in objectives if m == metric}
-        direction = own.pop() if len(own) == 1 else guess_direction(metric)
-    if direction is None:
-        raise AnnlabError(
-            f"Cannot tell whether --metric {metric} is better high or low: add "
-            "--direction maximize or --direction minimize."
-        )
-    return key, metric, direction
-
-
-def guess_direction(metric: str) -> str | None:
-    name = metric.lower()
-    if any(h in name for h in MINIMIZE_HINTS):
-        return "minimize"
-    if any(h in name for h in MAXIMIZE_HINTS):
-        return "maximize"
-    return None
 
 
 def swept_params(runs: list[Any]) -> list[str]:
@@ -223,31 +147,31 @@ def table_rows(comparison: Comparison) -> list[dict[str, Any]]:
 
 def write_comparison(comparison: Comparison, out_dir: Path, top: int = 3) -> dict[str, Path]:
     """comparison.csv, comparison.md, metric_vs_params.png, learning_curves_top.png."""
-    import mlflow
     import pandas as pd
 
     from annlab.reporting import figures
+    from annlab.tracking import queries
 
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(table_rows(comparison))
     written = {"csv": out_dir / "comparison.csv", "markdown": out_dir / "comparison.md"}
     frame.to_csv(written["csv"], index=False)
     made: list[Path] = []
-    ranked = [r for r in comparison.runs if comparison.value(r) is not None and not comparison.pruned(r)]
-    if comparison.swept and ranked:
-        points = {p: [(r.data.params.get(p), comparison.value(r)) for r in ranked] for p in comparison.swept}
+    scored = [r for r in comparison.runs if comparison.value(r) is not None and not comparison.pruned(r)]
+    if comparison.swept and scored:
+        points = {p: [(r.data.params.get(p), comparison.value(r)) for r in scored] for p in comparison.swept}
         written["params_figure"] = figures.metric_against_params(
             points, comparison.metric_key, comparison.direction, out_dir / "metric_vs_params.png"
         )
         made.append(written["params_figure"])
-    client = mlflow.MlflowClient()
+    client = queries.client()
     curves = {}
-    for run in ranked[:top]:
+    for run in scored[:top]:
         history = {}
         for key in (comparison.history_key, comparison.history_key.removeprefix("val_")):
-            points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
-            if points:
-                history[key] = [m.value for m in points]
+            values = queries.metric_history(client, run.info.run_id, key)
+            if values:
+                history[key] = values
         if history:
             label = run.info.run_name + "".join(
                 f" {p.rsplit('.', 1)[-1]}={run.data.params.get(p)}" for p in comparison.swept[:3]

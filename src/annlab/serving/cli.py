@@ -28,7 +28,7 @@ def _request(args: argparse.Namespace) -> str:
 
 
 def _promote(args: argparse.Namespace) -> str:
-    from annlab.serving.registry import promote
+    from annlab.tracking.registry import promote
 
     done = promote(
         run_id=args.run_id,

@@ -18,7 +18,7 @@ import numpy as np
 
 from annlab.errors import AnnlabError
 from annlab.io import write_json
-from annlab.serving.predict import model_inputs
+from annlab.models.feeding import feed
 
 DEFAULT_ROOT = Path("export")
 FORMATS = ("savedmodel",)
@@ -54,7 +54,7 @@ def export_model(
     shutil.rmtree(tmp, ignore_errors=True)
     shape = [int(d) for d in loaded.meta["input_shape"]]
     # A reloaded subclassed model has not been called yet, and Keras exports only called models.
-    loaded.model(model_inputs(loaded.meta, np.zeros((1, *shape), dtype=np.float32)))
+    loaded.model(feed(loaded.meta, np.zeros((1, *shape), dtype=np.float32)))
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the signature
             loaded.model.export(str(tmp), format="tf_saved_model")

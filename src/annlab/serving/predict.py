@@ -13,38 +13,10 @@ from typing import Any
 import numpy as np
 
 from annlab.errors import AnnlabError
+from annlab.io import write_csv
+from annlab.models.feeding import MAIN_OUTPUT, class_probabilities, predict_outputs
 
-BATCH_SIZE = 1024  # as evaluation.metrics.predict_outputs: same batches, same float results
-MAIN_OUTPUT = "output"
 CLASSIFICATION = ("multiclass", "binary", "multilabel")
-
-
-def model_inputs(meta: dict[str, Any], X: np.ndarray) -> Any:
-    """Raw rows -> the model's inputs: a dict of feature subsets for two-input Wide & Deep."""
-    if meta.get("two_inputs"):
-        return {"wide": X[:, meta["wide_features"]], "deep": X[:, meta["deep_features"]]}
-    return X
-
-
-def raw_outputs(model, meta: dict[str, Any], X: np.ndarray) -> dict[str, np.ndarray]:
-    """Every output of the model by name (`output`, `aux_output`), as 2-D arrays."""
-    raw = model.predict(model_inputs(meta, X), batch_size=BATCH_SIZE, verbose=0)
-    if isinstance(raw, dict):
-        outputs = dict(raw)
-    elif isinstance(raw, (list, tuple)):
-        outputs = {MAIN_OUTPUT: raw[0], **{f"output_{i}": v for i, v in enumerate(raw[1:], 1)}}
-    else:
-        outputs = {MAIN_OUTPUT: raw}
-    main = outputs.pop(MAIN_OUTPUT)
-    ordered = {MAIN_OUTPUT: main, **outputs}
-    return {k: np.asarray(v).reshape(len(X), -1) for k, v in ordered.items()}
-
-
-def class_probabilities(output: np.ndarray, task: str) -> np.ndarray:
-    if task == "binary":
-        p = output.reshape(-1)
-        return np.column_stack([1 - p, p])
-    return output
 
 
 def _classification(
@@ -98,20 +70,7 @@ def prediction_columns(
 
 
 def predict_rows(model, meta: dict[str, Any], X: np.ndarray, top_k: int = 3) -> dict[str, np.ndarray]:
-    return prediction_columns(raw_outputs(model, meta, X), meta, top_k)
-
-
-def write_table(path: str | Path, columns: dict[str, np.ndarray]) -> None:
-    """CSV with full float precision (round-trips float32 exactly), written atomically."""
-    import pandas as pd
-
-    from annlab.io import atomic_file
-
-    frame = pd.DataFrame(
-        {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in columns.items()}
-    )
-    with atomic_file(path) as handle:
-        frame.to_csv(handle, index=False)
+    return prediction_columns(predict_outputs(model, meta, X), meta, top_k)
 
 
 def predict_file(model_ref: str, data: str | Path, output: str | Path, top_k: int = 3) -> str:
@@ -124,7 +83,7 @@ def predict_file(model_ref: str, data: str | Path, output: str | Path, top_k: in
     loaded = load_model(model_ref)
     features = read_features(data, loaded.meta)
     columns = predict_rows(loaded.model, loaded.meta, features.X, top_k)
-    write_table(output, columns)
+    write_csv(output, columns)
     ignored = f"; ignored columns {features.ignored}" if features.ignored else ""
     return (
         f"predict: {len(features.X)} rows of {data} with {loaded.source} "

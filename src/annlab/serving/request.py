@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from annlab.serving.predict import model_inputs
+from annlab.models.feeding import feed
 
 
 def serving_request(meta: dict[str, Any], X: np.ndarray) -> dict[str, Any]:
-    inputs = model_inputs(meta, X)
+    inputs = feed(meta, X)
     if isinstance(inputs, dict):
         return {"inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
     return {"inputs": np.asarray(inputs).tolist()}

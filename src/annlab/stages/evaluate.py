@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from annlab.config.schema import Config
 from annlab.data.split import load_splits
 from annlab.errors import AnnlabError
-from annlab.io import atomic_dir, read_json, write_json
+from annlab.io import atomic_dir, read_json, write_csv, write_json
 from annlab.stages.common import stage_main
 from annlab.tracking.helper import helper_for
+from annlab.tracking.runs import log_evaluation
 
 METRICS_FILE = "metrics.json"
 EVALUATION_DIR = "evaluation"
@@ -34,35 +34,21 @@ def evaluate_stage(
     with helper_for(cfg.tracking, run_id) as helper:
         from annlab.evaluation.metrics import evaluate
         from annlab.models.loading import load_keras_model
-        from annlab.training.setup import quiet_tensorflow
+        from annlab.quiet_tensorflow import quiet_tensorflow
 
         quiet_tensorflow()
         model = load_keras_model(model_dir / "model.keras")
         result = evaluate(cfg, model, splits)
         if helper is not None:
-            helper.call(log_to_run, run_id, result.metrics, result.details)
+            helper.call(log_evaluation, run_id, result.metrics, result.details)
     with atomic_dir(reports / EVALUATION_DIR) as tmp:
-        write_predictions(tmp / "predictions.csv", result.predictions)
+        write_csv(tmp / "predictions.csv", result.predictions)
         write_plot_data(tmp, splits.meta.task, result.predictions)
         write_json(tmp / "details.json", result.details)
     write_json(reports / METRICS_FILE, result.metrics)
     headline = ("test_loss", "test_accuracy", "test_mse", "test_rmse", "test_r2")
     shown = ", ".join(f"{k} {result.metrics[k]:.4f}" for k in headline if k in result.metrics)
     return f"evaluate: {shown} -> {reports / METRICS_FILE}"
-
-
-def write_predictions(path: Path, columns: dict) -> None:
-    names = list(columns)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in zip(*(columns[n] for n in names), strict=True):
-            writer.writerow(
-                [
-                    f"{v:.6g}" if isinstance(v, float) else v
-                    for v in (x.item() if hasattr(x, "item") else x for x in row)
-                ]
-            )
 
 
 def write_plot_data(folder: Path, task: str, predictions: dict) -> None:
@@ -72,19 +58,8 @@ def write_plot_data(folder: Path, task: str, predictions: dict) -> None:
     pairs = {k: predictions[k] for k in ("actual", "predicted")}
     empty = {k: [] for k in pairs}
     classify = task in ("multiclass", "binary")
-    write_predictions(folder / "classes.csv", pairs if classify else empty)
-    write_predictions(folder / "values.csv", empty if classify else pairs)
-
-
-def log_to_run(run_id: str, metrics: dict[str, float], details: dict) -> None:
-    """Test metrics and details on the training run (MLflow already configured)."""
-    import mlflow
-
-    from annlab.tracking import runs
-
-    with runs.run_context(run_id=run_id):
-        runs.log_metrics(metrics)
-        mlflow.log_dict(details, "evaluation/details.json")
+    write_csv(folder / "classes.csv", pairs if classify else empty)
+    write_csv(folder / "values.csv", empty if classify else pairs)
 
 
 def main() -> None:

@@ -113,22 +113,18 @@ def _report(
 
 def comparison_and_log(cfg: Config, run_id: str, pngs: list[Path]):
     """Log the figures to the training run and fetch the experiment's runs to compare
-    (MLflow already configured)."""
-    import mlflow
-
+    (runs in the MLflow helper, the store already configured)."""
+    from annlab.objective import objective_key
     from annlab.reporting.compare import experiment_runs
-    from annlab.tracking import runs
+    from annlab.tracking import queries, runs
 
-    uri = mlflow.get_tracking_uri()
-    with runs.run_context(run_id=run_id):
-        for png in pngs:
-            mlflow.log_artifact(str(png), artifact_path="figures")
+    runs.log_figures(run_id, pngs)
     comparison = []
     with contextlib.suppress(Exception):  # the report must not fail on a comparison query
         comparison = experiment_runs(
-            cfg.experiment_name, f"objective_{cfg.objective.metric}", cfg.objective.direction
+            cfg.experiment_name, objective_key(cfg.objective.metric), cfg.objective.direction
         )
-    return comparison, uri
+    return comparison, queries.store_uri()
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ def train(
 ) -> str:
     splits = load_splits(data_dir or cfg.paths.processed)
     check_model_fits_data(cfg, splits.meta)  # before TensorFlow is imported
-    from annlab.training.run import train_and_track
+    from annlab.tracking.training_run import train_and_track
 
     target = Path(out_dir or cfg.paths.models)
     with atomic_dir(target) as tmp:

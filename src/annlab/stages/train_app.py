@@ -52,7 +52,8 @@ def run_job(tree: DictConfig) -> JobResult:
     from annlab.io import read_json
     from annlab.stages.evaluate import evaluate_stage
     from annlab.stages.train import train
-    from annlab.sweeps.optuna_trial import TrialLink, finish_trial, pruning_callback, trial_tags
+    from annlab.sweeps.optuna_trial import TrialLink, finish_trial, pruning_callback
+    from annlab.tracking import tags
     from annlab.tracking.sweeps import PARENT_ENV, mark_pruned
 
     cfg = validate(tree)
@@ -60,29 +61,29 @@ def run_job(tree: DictConfig) -> JobResult:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     data_dir = ensure_prepared(cfg)
-    tags = {
-        "annlab.hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)",
-        "annlab.hydra.output_dir": str(out_dir),
+    run_tags = {
+        tags.HYDRA_OVERRIDES: " ".join(hydra_cfg.overrides.task) or "(none)",
+        tags.HYDRA_OUTPUT_DIR: str(out_dir),
     }
     if in_sweep():
-        tags["annlab.sweep.job"] = str(hydra_cfg.job.num)
-        tags["annlab.sweep.dir"] = str(Path(hydra_cfg.sweep.dir).resolve())
+        run_tags[tags.SWEEP_JOB] = str(hydra_cfg.job.num)
+        run_tags[tags.SWEEP_DIR] = str(Path(hydra_cfg.sweep.dir).resolve())
         if cfg.tracking.run_name is None:
-            tags["mlflow.runName"] = f"job-{hydra_cfg.job.num}"
+            run_tags["mlflow.runName"] = f"job-{hydra_cfg.job.num}"
     link = TrialLink.from_env()  # set when annlab's Optuna sweeper launched this job
     callbacks, trial = [], None
     if link is not None:
         trial = link.open(hydra_cfg.sweeper.get("pruner"))
-        tags.update(trial_tags(trial))
+        run_tags.update({tags.OPTUNA_STUDY: trial.study.study_name, tags.OPTUNA_TRIAL: str(trial.number)})
         if cfg.tracking.run_name is None:
-            tags["mlflow.runName"] = f"trial-{trial.number}"
+            run_tags["mlflow.runName"] = f"trial-{trial.number}"
         callbacks.append(pruning_callback(trial, cfg.objective.metric))
     print(
         train(
             cfg,
             data_dir=data_dir,
             out_dir=out_dir / "models",
-            extra_tags=tags,
+            extra_tags=run_tags,
             parent_run_id=os.environ.get(PARENT_ENV) or None,
             callbacks=callbacks,
         ),

@@ -68,10 +68,6 @@ class TrialLink:
         return optuna.trial.Trial(study, self.trial_id)
 
 
-def trial_tags(trial) -> dict[str, str]:
-    return {"annlab.optuna.study": trial.study.study_name, "annlab.optuna.trial": str(trial.number)}
-
-
 def pruning_callback(trial, monitor: str):
     """A Keras callback reporting `monitor` after each epoch and stopping when pruned."""
     import keras

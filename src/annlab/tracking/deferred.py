@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from annlab.config.schema import TrackingConfig
+from annlab.tracking import tags
 
 CHUNK = 100  # MLflow's log_batch takes at most 100 params and 1,000 metrics per call
 
@@ -141,7 +142,7 @@ class DeferredRun:
             client = mlflow.MlflowClient()
             self._flush(client)
             if reason:
-                client.set_tag(self._run_id, "annlab.failure_reason", reason[:5000])
+                client.set_tag(self._run_id, tags.FAILURE_REASON, reason[:5000])
             active = mlflow.active_run()
             if active is not None and active.info.run_id == self._run_id:
                 retry_locked(lambda: mlflow.end_run(status=status))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from annlab.tracking import tags
+
 
 def _git(*args: str) -> str | None:
     try:
@@ -20,7 +22,7 @@ def git_tags() -> dict[str, str]:
     if not commit:
         return {}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
-    return {"mlflow.source.git.commit": commit, "annlab.git.dirty": str(dirty).lower()}
+    return {"mlflow.source.git.commit": commit, tags.GIT_DIRTY: str(dirty).lower()}
 
 
 def dvc_lock_tags(lock_file: str | Path = "dvc.lock") -> dict[str, str]:

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from annlab.errors import AnnlabError
+from annlab.tracking import tags
 
 MODEL_NAME = "model"
 
@@ -78,28 +84,7 @@ def log_keras_model(
     example = example_rows(example_inputs)
     outputs = model.predict(example, verbose=0)
     signature = infer_signature(example, outputs)
-    with _requirements_taken_as_given():
-        return _log(model, signature, example, registered_model_name, metadata)
-
-
-@contextlib.contextmanager
-def _requirements_taken_as_given():
-    """Skip MLflow's check that the given requirements match this environment.
-
-    The requirements are read from this very environment (`pip_requirements()`), so the check
-    can only agree; it scans every installed distribution (~1.5 s of CPU per model logged).
-    """
-    import mlflow.utils.environment as environment
-
-    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
-    if original is None:  # another MLflow version: leave it alone
-        yield
-        return
-    environment.warn_dependency_requirement_mismatches = lambda *_args, **_kw: None
-    try:
-        yield
-    finally:
-        environment.warn_dependency_requirement_mismatches = original
+    return _log(model, signature, example, registered_model_name, metadata)
 
 
 def _log(model, signature, example, registered_model_name, metadata):
@@ -119,3 +104,65 @@ def _log(model, signature, example, registered_model_name, metadata):
         # run); the tests load every logged model as pyfunc instead.
         validate_serving_input=False,
     )
+
+
+def model_uri_of_run(ref: str) -> str:
+    """The LoggedModel of a run (`runs:/ID`, `runs:/ID/NAME` or a bare id): the
+    `annlab.model_uri` tag, else MLflow's search by run."""
+    import mlflow
+
+    from annlab.config.schema import TrackingConfig
+    from annlab.tracking import queries
+
+    client = queries.client(TrackingConfig())
+    parts = ref.removeprefix("runs:/").strip("/").split("/", 1)
+    run_id, name = parts[0], (parts[1] if len(parts) > 1 else None)
+    run = queries.get_run(client, run_id)
+    tagged = run.data.tags.get(tags.MODEL_URI)
+    if tagged and name is None:
+        return tagged
+    found = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'" + (f" AND name = '{name}'" if name else ""),
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}],
+        output_format="list",
+    )
+    if not found:
+        raise AnnlabError(
+            f"MLflow run '{run_id}' has no logged model{f' named {name!r}' if name else ''}:"
+            " it ran with `tracking.log_model=false` or failed before logging; "
+            "pick another run."
+        )
+    return found[0].model_uri
+
+
+@contextlib.contextmanager
+def downloaded_keras_model(model_uri: str, ref: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Download an MLflow model into a temporary folder: (its `.keras` file, annlab's metadata),
+    valid inside the `with` block."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    from annlab.config.schema import TrackingConfig
+    from annlab.tracking import store
+
+    store_uri = store.configure(TrackingConfig())
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of output
+    with tempfile.TemporaryDirectory(prefix="annlab-model-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        except MlflowException as err:
+            first = str(err).splitlines()[0][:200]
+            raise AnnlabError(
+                f"Model '{ref}' not found in {store_uri} ({first}): check the name and alias "
+                "(`annlab promote` sets @champion) or set MLFLOW_TRACKING_URI."
+            ) from None
+        mlmodel = Model.load(str(local / "MLmodel"))
+        keras_flavor = mlmodel.flavors.get("keras")
+        if keras_flavor is None or keras_flavor.get("save_exported_model"):
+            raise AnnlabError(
+                f"Model '{ref}' is not a Keras model saved as .keras "
+                f"(flavours: {', '.join(mlmodel.flavors)}): log it with annlab."
+            )
+        yield local / keras_flavor.get("data", "data") / "model.keras", dict(mlmodel.metadata or {})

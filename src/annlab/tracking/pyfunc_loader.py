@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def _load_pyfunc(path: str):
     import annlab.models.subclassed  # noqa: F401  registers WideAndDeepModel with Keras
-    from annlab.training.setup import quiet_tensorflow
+    from annlab.quiet_tensorflow import quiet_tensorflow
 
     quiet_tensorflow()
     from mlflow.keras.load import _load_pyfunc as load_keras_pyfunc

@@ -13,6 +13,7 @@ from typing import Any
 
 from annlab.errors import AnnlabError
 from annlab.signals import interrupts_as_exceptions
+from annlab.tracking import tags
 
 
 @contextlib.contextmanager
@@ -62,7 +63,7 @@ def _end(run, status: str, reason: str | None) -> None:
         mlflow.flush_async_logging()
     if reason:
         with contextlib.suppress(Exception):
-            mlflow.set_tag("annlab.failure_reason", reason[:5000])
+            mlflow.set_tag(tags.FAILURE_REASON, reason[:5000])
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run.info.run_id:
         retry_locked(lambda: mlflow.end_run(status=status))
@@ -85,3 +86,21 @@ def set_tags(tags: dict[str, str]) -> None:
     from annlab.tracking.store import retry_locked
 
     retry_locked(lambda: mlflow.set_tags(tags))
+
+
+def log_evaluation(run_id: str, metrics: dict[str, float], details: dict) -> None:
+    """The evaluate stage's test metrics and details, on the training run."""
+    import mlflow
+
+    with run_context(run_id=run_id):
+        log_metrics(metrics)
+        mlflow.log_dict(details, "evaluation/details.json")
+
+
+def log_figures(run_id: str, pngs: list) -> None:
+    """The report's figures, on the training run (under `figures/`)."""
+    import mlflow
+
+    with run_context(run_id=run_id):
+        for png in pngs:
+            mlflow.log_artifact(str(png), artifact_path="figures")

@@ -31,10 +31,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from annlab.sweeps.job_env import one_line_errors, set_job_env
+from annlab.tracking import queries, tags
 
 PARENT_ENV = "ANNLAB_PARENT_RUN_ID"
-ROLE_TAG = "annlab.sweep.role"
-PRUNED_TAG = "annlab.optuna.state"
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 T = TypeVar("T")
 
@@ -70,18 +69,18 @@ class SweepParentCallback(Callback):
         sweep_dir = Path(hydra.sweep.dir).resolve()
         overrides = [str(o) for o in hydra.overrides.task]
         space = swept_settings(overrides, hydra.sweeper.get("params") or {})
-        tags = {
+        run_tags = {
             **lineage.git_tags(),
-            ROLE_TAG: "parent",
-            "annlab.sweep.dir": str(sweep_dir),
-            "annlab.sweep.sweeper": _plugin_name(hydra.sweeper),
-            "annlab.sweep.launcher": _plugin_name(hydra.launcher),
-            "annlab.hydra.overrides": " ".join(overrides) or "(none)",
+            tags.SWEEP_ROLE: "parent",
+            tags.SWEEP_DIR: str(sweep_dir),
+            tags.SWEEP_SWEEPER: _plugin_name(hydra.sweeper),
+            tags.SWEEP_LAUNCHER: _plugin_name(hydra.launcher),
+            tags.HYDRA_OVERRIDES: " ".join(overrides) or "(none)",
         }
         client = MlflowClient()
         run = store.retry_locked(
             lambda: client.create_run(
-                self.experiment_id, run_name="sweep-" + "_".join(sweep_dir.parts[-2:]), tags=tags
+                self.experiment_id, run_name="sweep-" + "_".join(sweep_dir.parts[-2:]), tags=run_tags
             )
         )
         self.parent_run_id = run.info.run_id
@@ -136,7 +135,7 @@ class SweepParentCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_id = os.environ.get(SWEEP_ID_ENV, "")
         seen = {job.number for job in read_outcomes(sweep_dir, sweep_id).jobs}
-        children = child_runs(client, self.experiment_id, parent)
+        children = queries.child_runs(client, self.experiment_id, parent)
         from_runs = outcomes_from_runs(children, cfg.objective.metric)
         for job in from_runs:
             if job.number not in seen:  # a Ray worker on another machine: its record is there
@@ -152,25 +151,25 @@ class SweepParentCallback(Callback):
             Metric("sweep_jobs_failed", len(outcomes.failed), now, 0),
             Metric("sweep_jobs_pruned", outcomes.count(PRUNED), now, 0),
         ]
-        tags = []
+        run_tags = []
         if top is not None:
             metrics.append(Metric(f"best_{cfg.objective.metric}", top.value, now, 0))
-            tags += [
-                RunTag("annlab.sweep.best_run_id", top.run_id or ""),
-                RunTag("annlab.sweep.best_job", str(top.number)),
-                RunTag("annlab.sweep.best_overrides", " ".join(top.overrides)),
+            run_tags += [
+                RunTag(tags.SWEEP_BEST_RUN_ID, top.run_id or ""),
+                RunTag(tags.SWEEP_BEST_JOB, str(top.number)),
+                RunTag(tags.SWEEP_BEST_OVERRIDES, " ".join(top.overrides)),
             ]
         failures = "; ".join(f"{job.label()}: {job.reason}" for job in outcomes.failed)
         if failures:
-            tags.append(RunTag("annlab.sweep.failures", failures[:5000]))
+            run_tags.append(RunTag(tags.SWEEP_FAILURES, failures[:5000]))
         reason = None
         if outcomes.failed:
             reason = f"{len(outcomes.failed)} of {len(outcomes.jobs)} jobs failed"
         elif top is None:
             reason = f"no job of the sweep finished ({outcomes.tally()})"
         if reason:
-            tags.append(RunTag("annlab.failure_reason", reason))
-        retry_locked(lambda: client.log_batch(parent, metrics=metrics, tags=tags))
+            run_tags.append(RunTag(tags.FAILURE_REASON, reason))
+        retry_locked(lambda: client.log_batch(parent, metrics=metrics, tags=run_tags))
         retry_locked(lambda: client.set_terminated(parent, "FAILED" if reason else "FINISHED"))
         self.parent_run_id = None
         os.environ.pop(PARENT_ENV, None)
@@ -185,7 +184,7 @@ class SweepParentCallback(Callback):
             client = MlflowClient()
             client.set_tag(
                 self.parent_run_id,
-                "annlab.failure_reason",
+                tags.FAILURE_REASON,
                 "the sweep stopped before its end (interrupted, or a job raised)",
             )
             client.set_terminated(self.parent_run_id, "KILLED")
@@ -243,27 +242,6 @@ def _log_sweep_params(client, run_id: str, cfg, swept: dict[str, str]) -> None:
         retry_locked(lambda chunk=chunk: client.log_batch(run_id, params=chunk))
 
 
-def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
-    """Every run whose MLflow parent is `parent_run_id`."""
-    from annlab.tracking.store import retry_locked
-
-    runs: list = []
-    token = None
-    while True:
-        page = retry_locked(
-            lambda token=token: client.search_runs(
-                [experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                max_results=1000,
-                page_token=token,
-            )
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def outcomes_from_runs(runs: Iterable, metric: str) -> list:
     """What the child runs say of their jobs (by the `annlab.sweep.job` tag)."""
     from annlab.objective import finite, objective_key
@@ -271,16 +249,16 @@ def outcomes_from_runs(runs: Iterable, metric: str) -> list:
 
     jobs = []
     for run in runs:
-        number = run.data.tags.get("annlab.sweep.job")
+        number = run.data.tags.get(tags.SWEEP_JOB)
         if number is None or not number.isdigit():
             continue
-        if run.data.tags.get(PRUNED_TAG) == "PRUNED":
+        if run.data.tags.get(tags.OPTUNA_STATE) == "PRUNED":
             status = PRUNED
         else:
             status = FINISHED if run.info.status == "FINISHED" else FAILED
         value = finite(run.data.metrics.get(objective_key(metric)))
-        reason = run.data.tags.get("annlab.failure_reason") if status == FAILED else None
-        overrides = run.data.tags.get("annlab.hydra.overrides", "").split()
+        reason = run.data.tags.get(tags.FAILURE_REASON) if status == FAILED else None
+        overrides = run.data.tags.get(tags.HYDRA_OVERRIDES, "").split()
         jobs.append(JobOutcome(int(number), overrides, status, value, reason, run.info.run_id))
     return jobs
 
@@ -292,5 +270,35 @@ def mark_pruned(run_id: str, epoch: int | None) -> None:
     from annlab.tracking.store import retry_locked
 
     client = MlflowClient()
-    retry_locked(lambda: client.set_tag(run_id, PRUNED_TAG, "PRUNED"))
-    retry_locked(lambda: client.set_tag(run_id, "annlab.optuna.pruned_at_epoch", str(epoch)))
+    retry_locked(lambda: client.set_tag(run_id, tags.OPTUNA_STATE, "PRUNED"))
+    retry_locked(lambda: client.set_tag(run_id, tags.OPTUNA_PRUNED_AT_EPOCH, str(epoch)))
+
+
+def log_search_best(summary: dict[str, Any], path: Path) -> None:
+    """Best params, value and study onto the sweep's MLflow parent run (when there is one)."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    from annlab.tracking.store import retry_locked
+
+    client = MlflowClient()
+    metric = summary["objective"]["metric"]
+    params = [Param(f"best.{k}", str(v)[:6000]) for k, v in summary["params"].items()]
+    run_tags = [
+        RunTag(tags.OPTUNA_STUDY, summary["study"]),
+        RunTag(tags.OPTUNA_STORAGE, summary["storage"]),
+        RunTag(tags.OPTUNA_BEST_TRIAL, str(summary["best_trial"])),
+        RunTag(tags.OPTUNA_BEST_OVERRIDES, summary["overrides"]),
+    ]
+    if summary.get("mlflow_run_id"):
+        run_tags.append(RunTag(tags.OPTUNA_BEST_RUN_ID, summary["mlflow_run_id"]))
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"optuna_best_{metric}", summary["best_value"], now, 0)]
+    metrics += [Metric(f"optuna_trials_{k}", v, now, 0) for k, v in summary["trials"].items()]
+    retry_locked(lambda: client.log_batch(parent, metrics=metrics, params=params, tags=run_tags))
+    retry_locked(lambda: client.log_artifact(parent, str(path), "hparams_search"))

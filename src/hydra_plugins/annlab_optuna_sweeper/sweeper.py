@@ -222,7 +222,9 @@ class AnnlabOptunaSweeper(Sweeper):
             f"Best of study '{name}': trial {best.number}, {cfg.objective.metric}="
             f"{best.value:.4f} with {summary['overrides']} -> {path}"
         )
-        log_best_to_parent(summary, path)
+        from annlab.tracking.sweeps import log_search_best
+
+        log_search_best(summary, path)
 
 
 def built(spec: Any) -> Any:
@@ -336,35 +338,3 @@ def tell(study, trial, outcome, metric: str) -> bool:
             raise
         return True
     return False
-
-
-def log_best_to_parent(summary: dict[str, Any], path: Path) -> None:
-    """Best params, value and study onto the sweep's MLflow parent run (when there is one)."""
-    from annlab.tracking.sweeps import PARENT_ENV
-
-    parent = os.environ.get(PARENT_ENV)
-    if not parent:
-        return
-    import time
-
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
-
-    from annlab.tracking.store import retry_locked
-
-    client = MlflowClient()
-    metric = summary["objective"]["metric"]
-    params = [Param(f"best.{k}", str(v)[:6000]) for k, v in summary["params"].items()]
-    tags = [
-        RunTag("annlab.optuna.study", summary["study"]),
-        RunTag("annlab.optuna.storage", summary["storage"]),
-        RunTag("annlab.optuna.best_trial", str(summary["best_trial"])),
-        RunTag("annlab.optuna.best_overrides", summary["overrides"]),
-    ]
-    if summary.get("mlflow_run_id"):
-        tags.append(RunTag("annlab.optuna.best_run_id", summary["mlflow_run_id"]))
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"optuna_best_{metric}", summary["best_value"], now, 0)]
-    metrics += [Metric(f"optuna_trials_{k}", v, now, 0) for k, v in summary["trials"].items()]
-    retry_locked(lambda: client.log_batch(parent, metrics=metrics, params=params, tags=tags))
-    retry_locked(lambda: client.log_artifact(parent, str(path), "hparams_search"))

@@ -1,9 +1,9 @@
-"""Train one configuration and record it: the code both the DVC stage and the Hydra app call."""
+"""Train one configuration and record it in MLflow: the code both the DVC stage and the Hydra
+app call. The training itself is `annlab.training`; this module wraps it in a run that always
+ends (FINISHED, FAILED with the reason, KILLED on a signal)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -13,15 +13,16 @@ from typing import Any
 from annlab.config.schema import Config, flatten, to_dict
 from annlab.data.split import Splits
 from annlab.errors import AnnlabError
-from annlab.io import atomic_file, write_json
-
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-RUN_FILE = "run.json"
-SUMMARY_FILE = "summary.txt"
-META_FILE = "meta.json"
-LR_FINDER_FIGURE = "lr_finder.png"
-STATE_ROOT = Path(".annlab") / "state"
+from annlab.io import write_json
+from annlab.tracking import tags
+from annlab.training.outputs import (
+    HISTORY_FILE,
+    LR_FINDER_FIGURE,
+    RUN_FILE,
+    STATE_ROOT,
+    config_fingerprint,
+    save_training_outputs,
+)
 
 
 @dataclass
@@ -32,65 +33,6 @@ class TrainOutcome:
     objective: float | None
     resumed_from_epoch: int = 0
     kept_epoch: int = 0  # the epoch whose weights the saved model holds (0-based)
-
-
-def config_fingerprint(cfg: Config) -> str:
-    """Same config, same fingerprint: where an interrupted training keeps its state."""
-    tree = to_dict(cfg)
-    tree.pop("tracking", None)
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def model_summary(model) -> str:
-    """Layer names, output shapes, parameter counts, then every weight's shape."""
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
-    weights = [f"  {w.path}: {tuple(w.shape)}" for w in model.weights]
-    return "\n".join([*lines, "", "Weights (get_weights shapes):", *weights]) + "\n"
-
-
-def write_history(path: Path, history: dict[str, list[float]]) -> None:
-    """Per-epoch metrics, one row per epoch (0-based `epoch`, as Keras' CSVLogger writes)."""
-    keys = ["epoch", *[k for k in history if k != "epoch"]]
-    n = len(history.get("loss") or next(iter(history.values()), []))
-    epochs = history.get("epoch") or [float(i) for i in range(n)]
-    with atomic_file(path) as handle:
-        handle.write(",".join(keys) + "\n")
-        for i in range(n):
-            values = [str(int(epochs[i]))] + [repr(history[k][i]) for k in keys[1:]]
-            handle.write(",".join(values) + "\n")
-
-
-def model_meta(cfg: Config, splits: Splits) -> dict[str, Any]:
-    """What a user of the saved model needs besides the weights: the task, feature and class
-    names, and how raw feature rows map to the model's inputs and outputs."""
-    from annlab.models.build import has_aux_output, uses_two_inputs
-
-    meta = splits.meta.to_dict()
-    meta.pop("extra", None)
-    return {
-        **meta,
-        "model": cfg.model.name,
-        "two_inputs": uses_two_inputs(cfg),
-        "wide_features": cfg.model.wide_features,
-        "deep_features": cfg.model.deep_features,
-        "aux_output": has_aux_output(cfg),
-        "experiment_name": cfg.experiment_name,
-    }
-
-
-def objective_value(metric: str, history: dict[str, list[float]], kept_epoch: int) -> float | None:
-    """The objective of the model that was kept: `metric` at the epoch whose weights it holds.
-
-    With early stopping restoring weights, that is the monitor's best epoch (e.g. val_loss's),
-    which need not be where `metric` peaks: sweeps, `annlab promote` and `annlab compare` rank
-    what was saved, not the best number seen on the way.
-    """
-    values = history.get(metric)
-    epochs = [int(e) for e in history.get("epoch", range(len(values or [])))]
-    if not values or kept_epoch not in epochs:
-        return None
-    return values[epochs.index(kept_epoch)]
 
 
 def train_and_track(
@@ -118,18 +60,18 @@ def train_and_track(
         from annlab.tracking.deferred import DeferredRun
 
         uri = store.check_reachable(cfg.tracking)  # an unreachable server fails before training
-        tags = {
+        run_tags = {
             **lineage.git_tags(),
             **lineage.dvc_lock_tags(),
             **(extra_tags or {}),
-            "annlab.data.digest": str(splits.meta.extra.get("digest", splits.digest())),
-            "annlab.dataset": splits.meta.name,
-            "annlab.model": cfg.model.name,
+            tags.DATA_DIGEST: str(splits.meta.extra.get("digest", splits.digest())),
+            tags.DATASET: splits.meta.name,
+            tags.MODEL: cfg.model.name,
         }
         deferred = DeferredRun(
             cfg.tracking,
             cfg.experiment_name,
-            tags,
+            run_tags,
             flatten(to_dict(cfg)),
             run_name=cfg.tracking.run_name,
             parent_run_id=parent_run_id,
@@ -163,7 +105,7 @@ def _background_setup(cfg: Config, splits: Splits):
         import warnings
 
         import mlflow
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
 
         X, y = splits.train
         with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
@@ -171,8 +113,13 @@ def _background_setup(cfg: Config, splits: Splits):
             dataset = mlflow.data.from_numpy(
                 X, targets=y, name=splits.meta.name, source=splits.meta.source or splits.meta.name
             )
-        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
-        client.log_inputs(run_id, datasets=[entity])
+        fields = dataset.to_dict()  # name, digest, source, source_type, schema, profile
+        entity = Dataset(
+            **{k: fields.get(k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
+        )
+        client.log_inputs(
+            run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "training")])]
+        )
 
     return log_dataset
 
@@ -202,17 +149,7 @@ def _train(
         state_dir=state_dir if uses_state else None,
         tensorboard_dir=tb_dir,
     )
-    result.model.save(out_dir / MODEL_FILE)
-    write_history(out_dir / HISTORY_FILE, result.history)
-    meta = model_meta(cfg, splits)
-    write_json(out_dir / META_FILE, meta)
-    summary = model_summary(result.model)
-    (out_dir / SUMMARY_FILE).write_text(summary)
-    if result.lr_finder is not None:
-        from annlab.training.lr_finder import plot_lr_finder
-
-        plot_lr_finder(result.lr_finder, out_dir / LR_FINDER_FIGURE)
-    objective = objective_value(cfg.objective.metric, result.history, result.kept_epoch)
+    summary, meta, objective = save_training_outputs(cfg, splits, result, out_dir)
     run_id = None
     if deferred is not None:
         import mlflow
@@ -269,9 +206,9 @@ def _log_outputs(
     mlflow.log_text(summary, "model_summary.txt")
     mlflow.log_artifact(str(out_dir / HISTORY_FILE))
     if result.initial_epoch:
-        runs.set_tags({"annlab.resumed_from_epoch": str(result.initial_epoch)})
+        runs.set_tags({tags.RESUMED_FROM_EPOCH: str(result.initial_epoch)})
     if cfg.training.tensorboard.enabled:
-        runs.set_tags({"annlab.tensorboard_logdir": str(tb_dir.resolve())})
+        runs.set_tags({tags.TENSORBOARD_LOGDIR: str(tb_dir.resolve())})
     if cfg.tracking.log_model:
         info = log_keras_model(result.model, model_inputs(cfg, splits.train[0]), metadata=meta)
-        runs.set_tags({"annlab.model_uri": info.model_uri})
+        runs.set_tags({tags.MODEL_URI: info.model_uri})
