@@ -60,11 +60,13 @@ def load(trained_model):
 
 
 def evaluate_outputs(trained_model) -> dict[str, np.ndarray]:
-    """What the evaluate stage computes on the test split, at full precision."""
-    from annlab.evaluation.metrics import predict_outputs
+    """What the evaluate stage computes on the test split (arrays fed by the training config),
+    at full precision."""
+    from annlab.models.build import input_mapping
+    from annlab.models.feeding import predict_outputs
 
     X, _ = trained_model.test_split()
-    return predict_outputs(trained_model.cfg, load(trained_model).model, X)
+    return predict_outputs(load(trained_model).model, input_mapping(trained_model.cfg), X)
 
 
 def raw_file(trained_model, folder):
@@ -79,8 +81,9 @@ def raw_file(trained_model, folder):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_predict_on_raw_rows_equals_evaluate(trained, name, workdir):
+    from annlab.models.feeding import predict_outputs
     from annlab.serving.inputs import read_features
-    from annlab.serving.predict import predict_file, raw_outputs
+    from annlab.serving.predict import predict_file
 
     model = trained[name]
     data = raw_file(model, workdir)
@@ -91,7 +94,7 @@ def test_predict_on_raw_rows_equals_evaluate(trained, name, workdir):
 
     # The numbers themselves: raw rows in, bit for bit what evaluate computed.
     loaded = load(model)
-    ours = raw_outputs(loaded.model, loaded.meta, read_features(data, loaded.meta).X)
+    ours = predict_outputs(loaded.model, loaded.meta, read_features(data, loaded.meta).X)
     theirs = evaluate_outputs(model)
     assert list(ours) == list(theirs)
     for key in theirs:
@@ -337,8 +340,8 @@ def test_serving_request_feeds_the_logged_pyfunc(trained, use_store, workdir):
 def test_export_savedmodel_predicts_the_same(trained, name, workdir):
     import tensorflow as tf
 
+    from annlab.models.feeding import feed
     from annlab.serving.export import export_model
-    from annlab.serving.predict import model_inputs
 
     model = trained[name]
     ref = str(model.models / "model.keras")
@@ -352,7 +355,7 @@ def test_export_savedmodel_predicts_the_same(trained, name, workdir):
 
     X, _ = model.test_split()
     saved = tf.saved_model.load(str(first))
-    inputs = model_inputs(model.meta, X)
+    inputs = feed(model.meta, X)
     inputs = {k: tf.constant(v) for k, v in inputs.items()} if isinstance(inputs, dict) else tf.constant(X)
     served = saved.serve(inputs)
     served = served if isinstance(served, dict) else {"output": served}
