@@ -20,6 +20,7 @@ import mlflow
 import optuna
 import pytest
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from annlab.errors import AnnlabError
 from conftest import ROOT, free_port, project_env, run
@@ -427,6 +428,26 @@ def test_search_spaces_in_hydras_override_grammar():
     assert as_override("training.deterministic", False) == "training.deterministic=false"
     with pytest.raises(AnnlabError, match="log interval above 0"):
         parse_search_space({"optimizer.learning_rate": "tag(log, interval(0, 1))"}, [])
+    # list choices travel as override text that parses back to the same lists
+    space, _ = parse_search_space({"model.n_neurons": "choice([300,100],[64], {a: 1})"}, [])
+    texts = space["model.n_neurons"].choices
+    assert texts == ("[300,100]", "[64]", "{a:1}")
+    parsed = OverridesParser.create().parse_overrides([f"model.n_neurons={texts[0]}"])[0].value()
+    assert parsed == [300, 100]
+
+
+def test_a_trial_opened_by_its_storage_id_in_another_study_object_is_the_same_trial(tmp_path):
+    """Pins the Optuna internal that annlab.sweeps.optuna_ids reads: a job process opens the
+    sweeper's trial by storage id and its reports reach that trial."""
+    from annlab.sweeps.optuna_ids import storage_id
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="pin", storage=url)
+    asked = study.ask()
+    elsewhere = optuna.load_study(study_name="pin", storage=url)
+    optuna.trial.Trial(elsewhere, storage_id(asked)).report(0.25, step=3)
+    assert study.trials[asked.number].intermediate_values == {3: 0.25}
+    assert storage_id(study.trials[asked.number]) == storage_id(asked)
 
 
 def test_the_books_searches_compose_and_the_sweeper_is_a_hydra_plugin():

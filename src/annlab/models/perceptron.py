@@ -32,7 +32,8 @@ def _scaled(X: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
 
 
 def fit_perceptron(cfg: Config, splits: Splits):
-    """Fit sklearn's Perceptron; return (keras model, history, seconds)."""
+    """Fit sklearn's Perceptron; return (its Keras twin, one-row history, seconds, the loss the
+    twin is compiled with)."""
     import keras
     from sklearn.linear_model import Perceptron
 

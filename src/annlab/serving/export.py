@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,7 @@ def export_model(
             "leave it out to write the next one."
         )
     base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".{target.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=base))  # unique: exports may race
     shape = [int(d) for d in loaded.meta["input_shape"]]
     # A reloaded subclassed model has not been called yet, and Keras exports only called models.
     loaded.model(feed(loaded.meta, np.zeros((1, *shape), dtype=np.float32)))

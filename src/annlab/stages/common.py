@@ -71,12 +71,17 @@ def exit_without_teardown() -> None:
 
     The interpreter's teardown with TensorFlow loaded (thread pools, thousands of modules)
     takes 1.5-2 s and holds up `dvc repro`. By now every output is written and closed and the
-    MLflow run has ended; stdio and logging are flushed first.
+    MLflow run has ended; what atexit would still flush is flushed first: MLflow's
+    asynchronous logging queue, logging's handlers, stdout and stderr.
     """
     if "tensorflow" not in sys.modules:
         return
     import logging
 
+    if "mlflow" in sys.modules:
+        from annlab.tracking.runs import flush_logging
+
+        flush_logging()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

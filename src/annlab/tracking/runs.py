@@ -17,28 +17,15 @@ from annlab.tracking import tags
 
 
 @contextlib.contextmanager
-def run_context(
-    experiment_name: str | None = None,
-    run_id: str | None = None,
-    run_name: str | None = None,
-    tags: dict[str, str] | None = None,
-    parent_run_id: str | None = None,
-) -> Iterator[Any]:
-    """Start (or resume, given `run_id`) a run and always end it with the right status."""
+def run_context(run_id: str) -> Iterator[Any]:
+    """Resume run `run_id` in this thread and end it with the right status: FINISHED, FAILED
+    with the reason, or KILLED on a signal."""
     import mlflow
 
-    from annlab.tracking.store import ensure_experiment, retry_locked
+    from annlab.tracking.store import retry_locked
 
-    kwargs: dict[str, Any] = {}
-    if run_id is None:
-        kwargs["experiment_id"] = ensure_experiment(experiment_name or "Default")
-        kwargs["run_name"] = run_name
-        kwargs["tags"] = tags
-        if parent_run_id:
-            kwargs["parent_run_id"] = parent_run_id
-            kwargs["nested"] = True
     with interrupts_as_exceptions():
-        run = retry_locked(lambda: mlflow.start_run(run_id=run_id, **kwargs))
+        run = retry_locked(lambda: mlflow.start_run(run_id=run_id))
         try:
             yield run
         except KeyboardInterrupt:
@@ -104,3 +91,11 @@ def log_figures(run_id: str, pngs: list) -> None:
     with run_context(run_id=run_id):
         for png in pngs:
             mlflow.log_artifact(str(png), artifact_path="figures")
+
+
+def flush_logging() -> None:
+    """Send what MLflow still queues (asynchronous logging) before a process exits at once."""
+    import mlflow
+
+    with contextlib.suppress(Exception):
+        mlflow.flush_async_logging()

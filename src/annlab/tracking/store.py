@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -112,17 +113,14 @@ def check_server(uri: str, timeout: float = 3.0) -> None:
 
 
 def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float = 0.05) -> T:
-    """Retry a store call that lost a race on sqlite ("database is locked", schema creation)."""
+    """Retry a store call that met sqlite's "database is locked": another process was writing
+    (parallel sweep jobs, a DVC queue). Any other error is raised at once."""
     wait = first_wait
     for attempt in range(attempts):
         try:
             return action()
         except Exception as err:  # sqlalchemy / MlflowException wrap the sqlite error
-            text = str(err).lower()
-            transient = (
-                "locked" in text or "already exists" in text or "unique constraint" in text or "busy" in text
-            )
-            if not transient or attempt == attempts - 1:
+            if "database is locked" not in str(err).lower() or attempt == attempts - 1:
                 raise
             time.sleep(wait)
             wait = min(wait * 2, 2.0)
@@ -130,21 +128,26 @@ def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float 
 
 
 def ensure_experiment(name: str) -> str:
-    """Create the experiment if needed (safe when several processes race to create it)."""
+    """The experiment's id, creating it if needed (when several processes race to create it,
+    the others find the one that won)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     def get_or_create() -> str:
         found = mlflow.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
         root = dvc_executor_root()
-        uri = mlflow.get_tracking_uri()
-        if root is not None and uri.startswith(SQLITE_PREFIX):
+        location = None
+        if root is not None and mlflow.get_tracking_uri().startswith(SQLITE_PREFIX):
             # MLflow puts a new experiment's artifacts under ./mlruns of the working directory,
-            # here the DVC temp copy: create it with the project root's mlruns/ instead.
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-            return SqlAlchemyStore(uri, str(root / "mlruns")).create_experiment(name)
-        return mlflow.create_experiment(name)
+            # here the DVC temp copy that is deleted afterwards: use the project root's mlruns/.
+            location = str(root / "mlruns" / uuid.uuid4().hex)
+        try:
+            return mlflow.create_experiment(name, artifact_location=location)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return mlflow.get_experiment_by_name(name).experiment_id  # created by another process
 
     return retry_locked(get_or_create)

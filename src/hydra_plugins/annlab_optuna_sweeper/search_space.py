@@ -9,6 +9,7 @@ training.epochs: 20                                   -> fixed for every trial
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -79,7 +80,25 @@ def _choice(value: Any) -> Any:
     """Optuna stores None/bool/int/float/str choices; lists and dicts travel as override text."""
     if isinstance(value, PRIMITIVES):
         return value
-    return Override._get_value_element_as_str(value)
+    return grammar_text(value)
+
+
+def grammar_text(value: Any) -> str:
+    """A value written in Hydra's override grammar: `[300,100]`, `{a:1,b:x}`, `null`, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(grammar_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{grammar_text(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_][\w./-]*", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def as_override(key: str, value: Any) -> str:

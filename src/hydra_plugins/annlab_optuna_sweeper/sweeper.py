@@ -177,13 +177,14 @@ class AnnlabOptunaSweeper(Sweeper):
     @staticmethod
     def _job_overrides(fixed: list[str], trial) -> list[str]:
         """The trial's values, and its storage id for the job (in the job's environment)."""
+        from annlab.sweeps.optuna_ids import storage_id
         from annlab.sweeps.optuna_trial import TRIAL_ID_ENV
         from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
 
         return [
             *fixed,
             *(as_override(k, v) for k, v in trial.params.items()),
-            f"++hydra.job.env_set.{TRIAL_ID_ENV}='{trial._trial_id}'",
+            f"++hydra.job.env_set.{TRIAL_ID_ENV}='{storage_id(trial)}'",
         ]
 
     # -- the outcome ------------------------------------------------------------------------
@@ -295,7 +296,9 @@ def mark_interrupted(study, number: int) -> None:
     import optuna
 
     trial = study.get_trials(deepcopy=False)[number]
-    optuna.trial.Trial(study, trial._trial_id).set_user_attr(INTERRUPTED_ATTR, True)
+    from annlab.sweeps.optuna_ids import storage_id
+
+    optuna.trial.Trial(study, storage_id(trial)).set_user_attr(INTERRUPTED_ATTR, True)
     study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 

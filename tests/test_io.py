@@ -1,0 +1,71 @@
+"""Atomic outputs and store retries: the reliability edges every stage stands on."""
+
+from __future__ import annotations
+
+import pytest
+
+from annlab.io import _exchange, atomic_dir, atomic_file
+from annlab.tracking.store import retry_locked
+
+
+def siblings(folder) -> list[str]:
+    return sorted(p.name for p in folder.parent.iterdir() if p != folder)
+
+
+def test_a_folder_is_swapped_for_its_new_version_in_one_step(tmp_path):
+    """Linux swaps the two folders with renameat2(RENAME_EXCHANGE): at every moment one
+    complete version is in place (pins the system call the fallback-free path relies on)."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    (old / "a").write_text("old")
+    (new / "b").write_text("new")
+    assert _exchange(new, old)
+    assert [p.name for p in old.iterdir()] == ["b"] and [p.name for p in new.iterdir()] == ["a"]
+
+
+def test_atomic_dir_replaces_on_success_and_keeps_the_old_on_failure(tmp_path):
+    target = tmp_path / "models"
+    with atomic_dir(target) as tmp:
+        (tmp / "model.keras").write_text("v1")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "model.keras").write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert (target / "model.keras").read_text() == "v1"
+    with atomic_dir(target) as tmp:
+        (tmp / "model.keras").write_text("v2")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "x").write_text("x")
+    assert (target / "model.keras").read_text() == "v2" and (target / "sub" / "x").is_file()
+    assert siblings(target) == []  # no temporary or old folder left beside it
+
+
+def test_atomic_file_replaces_on_success_and_keeps_the_old_on_failure(tmp_path):
+    target = tmp_path / "metrics.json"
+    with atomic_file(target) as handle:
+        handle.write("{}")
+    with pytest.raises(RuntimeError), atomic_file(target) as handle:
+        handle.write('{"half": ')
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "{}" and siblings(target) == []
+
+
+def test_only_a_locked_sqlite_database_is_retried():
+    calls = []
+
+    def locked_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "done"
+
+    assert retry_locked(locked_twice, first_wait=0.001) == "done" and len(calls) == 3
+    calls.clear()
+
+    def constraint():
+        calls.append(1)
+        raise RuntimeError("UNIQUE constraint failed: experiments.name")
+
+    with pytest.raises(RuntimeError, match="UNIQUE"):
+        retry_locked(constraint, first_wait=0.001)
+    assert len(calls) == 1  # a real error is raised at once, not retried
