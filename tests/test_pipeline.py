@@ -191,3 +191,28 @@ def test_stages_that_do_not_train_never_import_tensorflow(workdir):
         [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, env=tool_env(), check=True
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_keras_loads_without_its_optional_scikit_learn_and_matplotlib_parts():
+    """Pins what annlab.quiet_tensorflow relies on: Keras imports without scikit-learn and
+    matplotlib when they are absent at its import, trains, and both import normally after."""
+    import subprocess
+    import sys
+
+    from conftest import tool_env
+
+    code = (
+        "import sys\n"
+        "from annlab.quiet_tensorflow import quiet_tensorflow\n"
+        "quiet_tensorflow()\n"
+        "assert 'keras' in sys.modules and 'sklearn' not in sys.modules\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "import keras, numpy as np\n"
+        "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+        "m.compile(loss='mse'); m.fit(np.ones((4, 2)), np.ones(4), verbose=0)\n"
+        "import sklearn.linear_model, matplotlib.pyplot\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=tool_env())
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    assert proc.stderr.strip() == ""  # TensorFlow's start-up lines silenced

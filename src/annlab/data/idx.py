@@ -86,6 +86,9 @@ def load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
 def _load(name: str, path: str | None) -> dict[str, np.ndarray]:
     if path:
         return load_idx_folder(Path(path).expanduser())
+    from annlab.quiet_tensorflow import quiet_tensorflow
+
+    quiet_tensorflow()
     import keras  # downloads to, or reads from, $KERAS_HOME/datasets
 
     loader = keras.datasets.fashion_mnist if name == "fashion_mnist" else keras.datasets.mnist
