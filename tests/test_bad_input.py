@@ -233,23 +233,38 @@ def test_malformed_params_file(projects):
     assert tree_digest(project) == before
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "missing"])
-def test_corrupt_or_missing_model_at_evaluate(projects, damage, tmp_path):
+@pytest.mark.parametrize(
+    ("stage", "file", "damage"),
+    [
+        ("evaluate", "test_outputs.npz", "corrupt"),
+        ("evaluate", "test_outputs.npz", "missing"),
+        ("predict", "model.keras", "corrupt"),
+        ("predict", "model.keras", "missing"),
+    ],
+)
+def test_corrupt_or_missing_model_files(projects, stage, file, damage, tmp_path):
+    """The evaluate stage reads the model's test outputs; `annlab predict` the model itself."""
     project = projects["digits"]
-    model = project / "models" / "model.keras"
-    saved = tmp_path / "model.keras"
-    shutil.copy2(model, saved)
-    reports_before = tree_digest(project)
+    target = project / "models" / file
+    saved = tmp_path / file
+    shutil.copy2(target, saved)
+    before = tree_digest(project)
+    images = tmp_path / "new.npy"
+    np.save(images, np.zeros((2, 8, 8), dtype=np.float32))
     try:
         if damage == "corrupt":
-            model.write_bytes(b"PK\x03\x04 this is not a keras archive")
+            target.write_bytes(b"PK\x03\x04 this is not what was written")
         else:
-            model.unlink()
-        proc = run_stage(project, "evaluate", check=False)
+            target.unlink()
+        if stage == "evaluate":
+            proc = run_stage(project, "evaluate", check=False)
+        else:
+            command = ["annlab", "predict", str(images), "-o", str(project / "reports" / "new.csv")]
+            proc = run(command, project, stage_env(project), check=False)
     finally:
-        shutil.copy2(saved, model)
-    assert_one_line_failure(proc, "evaluate", "model.keras")
-    assert tree_digest(project) == reports_before
+        shutil.copy2(saved, target)
+    assert_one_line_failure(proc, stage, file)
+    assert tree_digest(project) == before  # nothing written, nothing half-written
     assert running_runs(project) == []
 
 

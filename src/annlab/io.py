@@ -147,5 +147,17 @@ def save_arrays(path: str | Path, **arrays: np.ndarray) -> None:
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """The arrays of an `.npz` file (never through pickle); a damaged file is one clear error."""
+    import zipfile
+
+    from annlab.errors import AnnlabError
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        first = " ".join(str(err).split())[:200] or type(err).__name__
+        raise AnnlabError(
+            f"'{path}' is corrupt or not an .npz file ({first}): rerun the stage that writes it "
+            "(`dvc repro`)."
+        ) from None

@@ -1,4 +1,4 @@
-"""Scores of a trained model on the held-out test split."""
+"""Scores of a trained model on the held-out test split, from its outputs there."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 
 from annlab.config.schema import Config
 from annlab.data.split import Splits
-from annlab.models.build import has_aux_output, input_mapping, model_inputs, model_targets
-from annlab.models.feeding import BATCH_SIZE, class_probabilities, predict_outputs
+from annlab.models.build import has_aux_output
+from annlab.models.feeding import MAIN_OUTPUT, class_probabilities
 
 TOP_K = 3
 
@@ -22,18 +22,18 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def evaluate(cfg: Config, model, splits: Splits) -> Evaluation:
-    X, y = splits.test
-    keras_scores = model.evaluate(
-        model_inputs(cfg, X), model_targets(cfg, y), batch_size=BATCH_SIZE, verbose=0, return_dict=True
-    )
+def evaluate(
+    cfg: Config, splits: Splits, outputs: dict[str, np.ndarray], keras_scores: dict[str, float]
+) -> Evaluation:
+    """Scores of the model's `outputs` on the test split (from the train stage, with Keras' own
+    test loss and metrics in `keras_scores`): no TensorFlow needed here."""
+    _, y = splits.test
     metrics = {f"test_{k}": float(v) for k, v in keras_scores.items()}
-    outputs = predict_outputs(model, input_mapping(cfg), X)
     task = splits.meta.task
     if task in ("multiclass", "binary"):
-        extra, predictions, details = _classification(outputs["output"], y, splits, task)
+        extra, predictions, details = _classification(outputs[MAIN_OUTPUT], y, splits, task)
     else:
-        extra, predictions, details = _regression(outputs["output"], y)
+        extra, predictions, details = _regression(outputs[MAIN_OUTPUT], y)
         if has_aux_output(cfg) and "aux_output" in outputs:
             aux, _, _ = _regression(outputs["aux_output"], y)
             extra.update({k.replace("test_", "test_aux_", 1): v for k, v in aux.items()})

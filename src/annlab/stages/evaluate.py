@@ -1,4 +1,8 @@
-"""DVC stage `evaluate`: score models/model.keras on the test split; log to the training run."""
+"""DVC stage `evaluate`: score the trained model on the test split; log to the training run.
+
+The train stage wrote the model's outputs on the test split (and Keras' test loss and metrics)
+beside the model, so this stage imports no TensorFlow: scores, predictions table, plot data.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 from annlab.config.schema import Config
 from annlab.data.split import load_splits
 from annlab.errors import AnnlabError
-from annlab.io import atomic_dir, read_json, write_csv, write_json
+from annlab.io import atomic_dir, load_arrays, read_json, write_csv, write_json
 from annlab.stages.common import stage_main
 from annlab.tracking.helper import helper_for
 from annlab.tracking.runs import log_evaluation
@@ -30,15 +34,12 @@ def evaluate_stage(
         raise AnnlabError(f"'{run_file}' not found: run `dvc repro train` first.")
     run_info = read_json(run_file)
     run_id = run_info.get("run_id") if cfg.tracking.enabled else None
-    # MLflow imports in a helper process while this one imports TensorFlow.
+    # MLflow imports in a helper process while this one computes the scores.
     with helper_for(cfg.tracking, run_id) as helper:
         from annlab.evaluation.metrics import evaluate
-        from annlab.models.loading import load_keras_model
-        from annlab.quiet_tensorflow import quiet_tensorflow
 
-        quiet_tensorflow()
-        model = load_keras_model(model_dir / "model.keras")
-        result = evaluate(cfg, model, splits)
+        outputs, scores = read_test_outputs(model_dir)
+        result = evaluate(cfg, splits, outputs, scores)
         if helper is not None:
             helper.call(log_evaluation, run_id, result.metrics, result.details)
     with atomic_dir(reports / EVALUATION_DIR) as tmp:
@@ -49,6 +50,21 @@ def evaluate_stage(
     headline = ("test_loss", "test_accuracy", "test_mse", "test_rmse", "test_r2")
     shown = ", ".join(f"{k} {result.metrics[k]:.4f}" for k in headline if k in result.metrics)
     return f"evaluate: {shown} -> {reports / METRICS_FILE}"
+
+
+def read_test_outputs(model_dir: Path) -> tuple[dict, dict[str, float]]:
+    """What the train stage computed on the test split: the model's outputs, Keras' scores."""
+    from annlab.training.outputs import TEST_OUTPUTS_FILE, TEST_SCORES_FILE
+
+    outputs_file, scores_file = model_dir / TEST_OUTPUTS_FILE, model_dir / TEST_SCORES_FILE
+    for file in (outputs_file, scores_file):
+        if not file.is_file():
+            raise AnnlabError(f"'{file}' not found: run `dvc repro train` to write the model's test outputs.")
+    try:
+        scores = read_json(scores_file)
+    except ValueError as err:
+        raise AnnlabError(f"'{scores_file}' is corrupt ({err}): rerun `dvc repro train`.") from None
+    return load_arrays(outputs_file), scores
 
 
 def write_plot_data(folder: Path, task: str, predictions: dict) -> None:

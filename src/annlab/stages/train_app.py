@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from annlab.errors import AnnlabError, debug_requested
+from annlab.stages.common import EXIT_INTERRUPTED
 from annlab.sweeps.outcome import FAILED, FINISHED, PRUNED, JobResult, one_line
 
 CONFIG_DIR_ENV = "ANNLAB_CONFIG_DIR"
@@ -123,7 +124,17 @@ def task(tree: DictConfig) -> float | None:
         record_this_job(None)  # "running": a job whose process is killed is seen as failed
     try:
         result = run_job(tree)
-    except Exception as err:  # KeyboardInterrupt and SystemExit stop the sweep itself
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (annlab.signals): the run is KILLED already
+        if debug_requested():
+            raise
+        print(
+            "annlab-train: interrupted; the MLflow run is marked KILLED. Rerun the same command "
+            "to resume from the last completed epoch.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as err:  # SystemExit stops the sweep itself
         if debug_requested() or not (in_sweep() or isinstance(err, AnnlabError)):
             raise
         reason = str(err) if isinstance(err, AnnlabError) else one_line(err)

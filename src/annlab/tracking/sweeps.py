@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from annlab.sweeps.job_env import one_line_errors, set_job_env
 from annlab.tracking import queries, tags
+from annlab.tracking.store import SQLITE_PREFIX
 
 PARENT_ENV = "ANNLAB_PARENT_RUN_ID"
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
@@ -103,7 +104,13 @@ class SweepParentCallback(Callback):
             "sweep/hydra.yaml",
         )
         os.environ[PARENT_ENV] = self.parent_run_id
-        set_job_env(config, {PARENT_ENV: self.parent_run_id, "MLFLOW_TRACKING_URI": absolute(uri)})
+        env = {PARENT_ENV: self.parent_run_id}
+        if uri.startswith(SQLITE_PREFIX):
+            # a relative sqlite path, made absolute for jobs in other folders (Ray workers); other
+            # stores reach the jobs as they reached this process (config or environment), and a
+            # database URL's password stays out of the jobs' .hydra/hydra.yaml
+            env["MLFLOW_TRACKING_URI"] = absolute(uri)
+        set_job_env(config, env)
         print(
             f"annlab sweep: MLflow parent run {self.parent_run_id} in experiment "
             f"'{cfg.experiment_name}' ({uri})",

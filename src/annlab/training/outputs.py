@@ -10,7 +10,7 @@ from typing import Any
 
 from annlab.config.schema import Config, to_dict
 from annlab.data.split import Splits
-from annlab.io import atomic_file, write_json
+from annlab.io import atomic_file, save_arrays, write_json
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
@@ -18,6 +18,10 @@ RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.txt"
 META_FILE = "meta.json"
 LR_FINDER_FIGURE = "lr_finder.png"
+# The kept model's outputs on the test split and Keras' own test scores: written by the train
+# stage, which holds the model and TensorFlow already, so that evaluate needs neither.
+TEST_OUTPUTS_FILE = "test_outputs.npz"
+TEST_SCORES_FILE = "test_scores.json"
 STATE_ROOT = Path(".annlab") / "state"
 
 
@@ -93,4 +97,19 @@ def save_training_outputs(
         from annlab.training.lr_finder import plot_lr_finder
 
         plot_lr_finder(result.lr_finder, out_dir / LR_FINDER_FIGURE)
+    write_test_outputs(cfg, splits, result.model, out_dir)
     return summary, meta, objective_value(cfg.objective.metric, result.history, result.kept_epoch)
+
+
+def write_test_outputs(cfg: Config, splits: Splits, model, out_dir: Path) -> None:
+    """The model's outputs on the test split (every output, as `annlab predict` computes them)
+    and Keras' test loss and metrics, for the evaluate stage."""
+    from annlab.models.build import input_mapping, model_inputs, model_targets
+    from annlab.models.feeding import BATCH_SIZE, predict_outputs
+
+    X, y = splits.test
+    save_arrays(out_dir / TEST_OUTPUTS_FILE, **predict_outputs(model, input_mapping(cfg), X))
+    scores = model.evaluate(
+        model_inputs(cfg, X), model_targets(cfg, y), batch_size=BATCH_SIZE, verbose=0, return_dict=True
+    )
+    write_json(out_dir / TEST_SCORES_FILE, {k: float(v) for k, v in scores.items()})
