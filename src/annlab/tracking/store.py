@@ -49,10 +49,16 @@ def dvc_executor_root() -> Path | None:
 
 
 def check_reachable(cfg: TrackingConfig) -> str:
-    """The tracking URI, after checking a tracking server answers (without importing MLflow)."""
+    """The tracking URI, after checking a tracking server, or a PostgreSQL store, answers
+    (without importing MLflow or TensorFlow)."""
     uri = tracking_uri(cfg)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
+    else:
+        from annlab.tracking.server.postgres import check_database, is_postgres_url
+
+        if is_postgres_url(uri):
+            check_database(uri)
     return uri
 
 
@@ -98,17 +104,53 @@ def create_sqlite_store_once(uri: str) -> None:
 
 
 def check_server(uri: str, timeout: float = 3.0) -> None:
+    """Fail in one line unless the server answers, and answers from its store: `/health` is
+    static, so a cheap API call (one experiment) also catches a server whose database is down
+    or refuses its password."""
     import requests
 
+    base = uri.rstrip("/")
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
+        requests.get(f"{base}/health", timeout=timeout).raise_for_status()
+        answer = requests.get(
+            f"{base}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=_basic_auth(),
+            timeout=timeout * 5,
+        )
     except requests.RequestException as err:
         reason = type(err).__name__
         raise AnnlabError(
-            f"MLflow tracking server {uri} is unreachable ({reason}): start it (`mlflow server "
-            "--host 127.0.0.1`), or unset MLFLOW_TRACKING_URI / `tracking.uri` to use the local "
-            "sqlite store."
+            f"MLflow tracking server {uri} is unreachable ({reason}): start it (`annlab server` or "
+            "`mlflow server --host 127.0.0.1`), or unset MLFLOW_TRACKING_URI / `tracking.uri` to use "
+            "the local sqlite store."
         ) from None
+    if answer.status_code in (401, 403):
+        raise AnnlabError(
+            f"MLflow tracking server {uri} refused the request (HTTP {answer.status_code}): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+        )
+    if not answer.ok:
+        raise AnnlabError(
+            f"MLflow tracking server {uri} answers but cannot read its store (HTTP "
+            f"{answer.status_code}: {_server_message(answer)}): check the server's database (is "
+            "PostgreSQL running? its password?) and restart the server."
+        )
+
+
+def _basic_auth() -> tuple[str, str] | None:
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    return (user, password) if user and password else None
+
+
+def _server_message(answer) -> str:
+    """MLflow's error message, first line, shortened (SQLAlchemy's run to pages)."""
+    try:
+        text = str(answer.json().get("message", ""))
+    except ValueError:
+        text = answer.text
+    first = (text.strip().splitlines() or ["no message"])[0]
+    return first[:200]
 
 
 def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float = 0.05) -> T:
