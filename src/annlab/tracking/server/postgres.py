@@ -234,10 +234,10 @@ class Cluster:
         target = self._data_target()
         try:
             _write_private(self.pgpass, f"127.0.0.1:*:*:{DB_USER}:{secrets.token_urlsafe(24)}\n")
-            self._initdb()
+            self._initdb(scratch=target.parent)
             self._configure()
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(target if target == self.data else target.parent, ignore_errors=True)
             for path in (self.data, self.pgpass):
                 if path.is_symlink() or path.is_file():
                     path.unlink()
@@ -260,8 +260,9 @@ class Cluster:
             self.data.symlink_to(target)
         return target
 
-    def _initdb(self) -> None:
-        handle, pwfile = tempfile.mkstemp(dir=self.home, prefix=".pw-")
+    def _initdb(self, scratch: Path) -> None:
+        """initdb reads the password from a file: a private one, in a folder its user enters."""
+        handle, pwfile = tempfile.mkstemp(dir=scratch, prefix=".pw-")
         try:
             os.write(handle, (self.password() + "\n").encode())
             os.close(handle)
