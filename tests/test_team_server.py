@@ -52,7 +52,7 @@ class TeamServer:
         """Start and wait for the `tracking.uri=` line; the lines printed up to it."""
         self.lines = []
         self.process = subprocess.Popen(
-            ["annlab", "server", "--port", str(self.port), "--workers", "2"],
+            ["annlab", "server", "--port", str(self.port)],
             cwd=self.project,
             env=client_env(None),
             stdout=subprocess.PIPE,

@@ -71,7 +71,13 @@ def add_server_command(sub) -> None:
     s.add_argument(
         "--artifacts-destination", default=".annlab/artifacts", help="artifact folder (default %(default)s)"
     )
-    s.add_argument("--workers", type=int, default=2, help="uvicorn workers (default %(default)s)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (default 1: it serves requests on threads; with more, "
+        "uvicorn leaves Nagle on and each keep-alive request waits ~40 ms, uvicorn #3149)",
+    )
     s.add_argument("--log", default=".annlab/mlflow-server.log", help="the MLflow server's log")
     s.set_defaults(func=_server)
 

@@ -31,7 +31,9 @@ class ServerOptions:
     backend_store_uri: str | None = None  # None: the local cluster in `cluster_dir`
     cluster_dir: Path = Path(".annlab/postgres")
     artifacts: Path = Path(".annlab/artifacts")
-    workers: int = 2
+    # One uvicorn process serves concurrent clients on threads. More processes make every
+    # keep-alive request wait ~40 ms: uvicorn's pre-bound socket leaves Nagle on (uvicorn #3149).
+    workers: int = 1
     log: Path = Path(".annlab/mlflow-server.log")
 
 
