@@ -340,7 +340,7 @@ def restart(team: TeamServer) -> None:
 
 
 @pytest.mark.slow
-def test_wrong_password_or_unreachable_database_fails_in_one_line(team):
+def test_wrong_password_unreachable_database_or_second_server_fail_in_one_line(team):
     project, port = team.project, team.db_port()
     wrong = f"postgresql://mlflow:not-the-password@127.0.0.1:{port}/mlflow"
     nobody = f"postgresql://mlflow:x@127.0.0.1:{free_port()}/mlflow"
@@ -352,6 +352,9 @@ def test_wrong_password_or_unreachable_database_fails_in_one_line(team):
     by_flag = run([*server_cmd, "--backend-store-uri", nobody], project, client_env(None), check=False)
     assert_one_line_failure(by_flag, "annlab server", "Connection refused")
     assert "tracking.uri=" not in by_env.stdout + by_flag.stdout
+    # a second server on the running cluster would stop the database under the first
+    second = run(server_cmd, project, client_env(None), check=False)
+    assert_one_line_failure(second, "annlab server", "Another `annlab server` runs on the cluster")
     # a training pointed straight at the database fails the same way, before training
     direct = train(team, *TINY, f"tracking.uri={wrong}", check=False)
     assert_one_line_failure(direct, "annlab-train", "password authentication failed")

@@ -46,7 +46,7 @@ def _server(args: argparse.Namespace) -> str:
         port=args.port,
         backend_store_uri=args.backend_store_uri,
         cluster_dir=Path(args.cluster_dir),
-        artifacts=Path(args.artifacts_destination),
+        artifacts=args.artifacts_destination,
         workers=args.workers,
         log=Path(args.log),
     )
@@ -69,7 +69,9 @@ def add_server_command(sub) -> None:
     )
     s.add_argument("--cluster-dir", default=".annlab/postgres", help="local cluster (default %(default)s)")
     s.add_argument(
-        "--artifacts-destination", default=".annlab/artifacts", help="artifact folder (default %(default)s)"
+        "--artifacts-destination",
+        default=".annlab/artifacts",
+        help="artifact folder, or a URI such as s3://BUCKET/mlflow (default %(default)s)",
     )
     s.add_argument(
         "--workers",

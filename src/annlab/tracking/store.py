@@ -23,10 +23,16 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 def tracking_uri(cfg: TrackingConfig) -> str:
     """Config, then `MLFLOW_TRACKING_URI`, then MLflow's default sqlite store in the project.
 
+    A PostgreSQL URL names the psycopg 3 driver explicitly (`postgresql+psycopg://`).
+
     A relative sqlite path is anchored at the project root when a queued DVC experiment runs
     in a temp copy (`.dvc/tmp/exps/...`): there it would land in the copy and be deleted.
     """
     uri = cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    from annlab.tracking.server.postgres import is_postgres_url, sqlalchemy_url
+
+    if is_postgres_url(uri):
+        return sqlalchemy_url(uri)  # psycopg 3, the driver annlab installs, whatever SQLAlchemy's default
     root = dvc_executor_root()
     if root is not None and uri.startswith(SQLITE_PREFIX):
         path = uri[len(SQLITE_PREFIX) :]
@@ -50,15 +56,17 @@ def dvc_executor_root() -> Path | None:
 
 def check_reachable(cfg: TrackingConfig) -> str:
     """The tracking URI, after checking a tracking server, or a PostgreSQL store, answers
-    (without importing MLflow or TensorFlow)."""
+    (without importing MLflow or TensorFlow). A database URL comes back with its password
+    masked: the caller records it (run.json, the report)."""
     uri = tracking_uri(cfg)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
-    else:
-        from annlab.tracking.server.postgres import check_database, is_postgres_url
+        return uri
+    from annlab.tracking.server.postgres import check_database, is_postgres_url, redact
 
-        if is_postgres_url(uri):
-            check_database(uri)
+    if is_postgres_url(uri):
+        check_database(uri)
+        return redact(uri)
     return uri
 
 

@@ -30,7 +30,7 @@ class ServerOptions:
     port: int = 5000
     backend_store_uri: str | None = None  # None: the local cluster in `cluster_dir`
     cluster_dir: Path = Path(".annlab/postgres")
-    artifacts: Path = Path(".annlab/artifacts")
+    artifacts: str = ".annlab/artifacts"  # a folder, or a URI MLflow writes to (s3://...)
     # One uvicorn process serves concurrent clients on threads. More processes make every
     # keep-alive request wait ~40 ms: uvicorn's pre-bound socket leaves Nagle on (uvicorn #3149).
     workers: int = 1
@@ -71,13 +71,14 @@ def serve(options: ServerOptions) -> str:
     with stop_requests() as stop:
         check_port_free(options.host, options.port)
         cluster = None if options.backend_store_uri else Cluster(options.cluster_dir)
-        try:
-            url = _database(options, cluster)
-            if not stop.is_set():
-                _run_mlflow(options, url, stop)
-        finally:
-            if cluster is not None:
-                cluster.stop()
+        with contextlib.nullcontext() if cluster is None else cluster.lock():
+            try:
+                url = _database(options, cluster)
+                if not stop.is_set():
+                    _run_mlflow(options, url, stop)
+            finally:
+                if cluster is not None:
+                    cluster.stop()
     database = "" if cluster is None else f" and PostgreSQL in {options.cluster_dir}"
     return f"server: stopped the MLflow server{database}; start it again with the same command"
 
@@ -107,14 +108,24 @@ def _database(options: ServerOptions, cluster: Cluster | None) -> str:
     return cluster.url()
 
 
+def artifact_destination(value: str) -> str:
+    """A folder as an absolute path (created), so the server's working directory does not
+    matter; a URI (s3://, gs://, ...) as given."""
+    if "://" in value:
+        return value
+    folder = Path(value).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
 def _run_mlflow(options: ServerOptions, url: str, stop: threading.Event) -> None:
     uri = f"http://{options.host}:{options.port}"
-    artifacts = options.artifacts.absolute()
+    artifacts = artifact_destination(options.artifacts)
     process = mlflow_process.start(url, options.host, options.port, artifacts, options.workers, options.log)
     try:
         if not mlflow_process.wait_until_serving(uri, process, options.log, stop.is_set):
             return
-        say(f"artifacts in {artifacts} (proxied: clients need no access to the folder)")
+        say(f"artifacts in {artifacts} (proxied: clients need only the tracking URI)")
         say(f"MLflow server log: {options.log}; Ctrl-C or SIGTERM stops the server and the database")
         print(f"tracking.uri={uri}", flush=True)
         while not stop.wait(0.5):

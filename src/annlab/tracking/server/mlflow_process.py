@@ -28,20 +28,19 @@ def server_env(database_url: str) -> dict[str, str]:
     return env
 
 
-def server_command(host: str, port: int, artifacts: Path, workers: int) -> list[str]:
+def server_command(host: str, port: int, artifacts: str, workers: int) -> list[str]:
     return [
         sys.executable,
         "-m",
         "mlflow",
         "server",
         *("--host", host, "--port", str(port), "--workers", str(workers)),
-        *("--serve-artifacts", "--artifacts-destination", str(artifacts)),
+        *("--serve-artifacts", "--artifacts-destination", artifacts),
     ]
 
 
-def start(database_url: str, host: str, port: int, artifacts: Path, workers: int, log: Path):
+def start(database_url: str, host: str, port: int, artifacts: str, workers: int, log: Path):
     """`mlflow server` on the database, its output in `log` (not the terminal: access logs)."""
-    artifacts.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(

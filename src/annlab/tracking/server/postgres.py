@@ -10,6 +10,7 @@ printed. PostgreSQL refuses to run as root: as root the cluster belongs to the s
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -18,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -57,6 +59,15 @@ def describe(url: str) -> str:
     parts = urlsplit(libpq_url(url))
     user = f" (user {unquote(parts.username)})" if parts.username else ""
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}{user}"
+
+
+def redact(url: str) -> str:
+    """The URL with its password masked, for anything recorded or printed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def check_database(url: str, timeout: int = 5) -> None:
@@ -224,6 +235,23 @@ class Cluster:
                 f"{self.home} to start a new, empty cluster."
             )
         return proc
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One `annlab server` per cluster: a second would stop the database under the first.
+        The kernel drops the lock when its holder dies, however it dies."""
+        import fcntl
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "server.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AnnlabError(
+                    f"Another `annlab server` runs on the cluster in {self.home}: use its "
+                    "tracking URI, or stop it first."
+                ) from None
+            yield
 
     # -- creating ---------------------------------------------------------------------------
     def create(self) -> None:
