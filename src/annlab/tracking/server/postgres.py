@@ -274,7 +274,11 @@ class Cluster:
     def _data_target(self) -> Path:
         """An empty data folder owned by the cluster's owner: in `home`, or when root cannot
         hand `home` to that user (a parent such as /root is closed), under FALLBACK_ROOT with
-        `home/data` a link to it."""
+        `home/data` a link to it. What a killed initdb left there goes first."""
+        if self.data.is_symlink():
+            shutil.rmtree(self.data.resolve(), ignore_errors=True)
+            self.data.unlink()
+        shutil.rmtree(self.data, ignore_errors=True)
         target = self.data
         if not owner_can_enter(self.home):
             digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:16]
