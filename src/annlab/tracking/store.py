@@ -1,4 +1,5 @@
-"""Which MLflow store to use, and failing fast when it cannot be reached."""
+"""Which MLflow store to use (sqlite, a tracking server, a PostgreSQL database), and failing
+fast, in one line, when it cannot be reached."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
 from annlab.config.schema import TrackingConfig
 from annlab.errors import AnnlabError
@@ -14,6 +16,8 @@ from annlab.errors import AnnlabError
 T = TypeVar("T")
 DEFAULT_URI = "sqlite:///mlflow.db"
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+DRIVER_SCHEME = "postgresql+psycopg"  # psycopg 3, installed with annlab, whatever SQLAlchemy's default
 # An unreachable server should fail within seconds, not after MLflow's minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -29,10 +33,8 @@ def tracking_uri(cfg: TrackingConfig) -> str:
     in a temp copy (`.dvc/tmp/exps/...`): there it would land in the copy and be deleted.
     """
     uri = cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    from annlab.tracking.server.postgres import is_postgres_url, sqlalchemy_url
-
     if is_postgres_url(uri):
-        return sqlalchemy_url(uri)  # psycopg 3, the driver annlab installs, whatever SQLAlchemy's default
+        return sqlalchemy_url(uri)
     root = dvc_executor_root()
     if root is not None and uri.startswith(SQLITE_PREFIX):
         path = uri[len(SQLITE_PREFIX) :]
@@ -62,8 +64,6 @@ def check_reachable(cfg: TrackingConfig) -> str:
     if uri.startswith(("http://", "https://")):
         check_server(uri)
         return uri
-    from annlab.tracking.server.postgres import check_database, is_postgres_url, redact
-
     if is_postgres_url(uri):
         check_database(uri)
         return redact(uri)
@@ -159,6 +159,68 @@ def _server_message(answer) -> str:
         text = answer.text
     first = (text.strip().splitlines() or ["no message"])[0]
     return first[:200]
+
+
+# -- PostgreSQL stores ---------------------------------------------------------------------------------------
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in POSTGRES_SCHEMES
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL for MLflow (SQLAlchemy): `postgresql://` names the psycopg 3 driver explicitly."""
+    scheme, rest = url.split("://", 1)
+    return f"{DRIVER_SCHEME}://{rest}" if "+" not in scheme else url
+
+
+def libpq_url(url: str) -> str:
+    """The URL for libpq / psycopg, which know no `+driver` in the scheme."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def describe(url: str) -> str:
+    """Where a URL points, without its password: `127.0.0.1:5432/mlflow (user mlflow)`."""
+    parts = urlsplit(libpq_url(url))
+    user = f" (user {unquote(parts.username)})" if parts.username else ""
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}{user}"
+
+
+def redact(url: str) -> str:
+    """The URL with its password masked, for anything recorded or printed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def check_database(url: str, timeout: int = 5) -> None:
+    """Log in once, so a wrong password or a database that is down fails in one line, at once."""
+    import psycopg
+
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=timeout):
+            pass
+    except psycopg.Error as err:
+        reason = _reason(err)
+        raise AnnlabError(f"PostgreSQL at {describe(url)}: {reason}: {_fix(reason)}.") from None
+
+
+def _reason(err: Exception) -> str:
+    """libpq's reason, on one line: `password authentication failed for user "x"`."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    reason = first.rsplit(" failed: ", 1)[-1].replace("FATAL:", "").strip()
+    return reason or type(err).__name__
+
+
+def _fix(reason: str) -> str:
+    text = reason.lower()
+    if "password" in text or "authentication" in text or "role" in text:
+        return "fix the user and password in the database URL"
+    if "does not exist" in text:
+        return "create the database (`createdb`) or fix its name in the URL"
+    return "start PostgreSQL, or fix the host and port in the database URL"
 
 
 def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float = 0.05) -> T:

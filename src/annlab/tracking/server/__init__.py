@@ -21,7 +21,8 @@ from pathlib import Path
 
 from annlab.errors import AnnlabError
 from annlab.tracking.server import mlflow_process
-from annlab.tracking.server.postgres import Cluster, check_database, describe, is_postgres_url, sqlalchemy_url
+from annlab.tracking.server.postgres import Cluster
+from annlab.tracking.store import check_database, describe, is_postgres_url, sqlalchemy_url
 
 
 @dataclass

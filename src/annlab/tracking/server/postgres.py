@@ -1,4 +1,4 @@
-"""PostgreSQL for `annlab server`: checking a database URL, and a local cluster of its own.
+"""The local PostgreSQL cluster of `annlab server` (URL checks live in `tracking.store`).
 
 Why a cluster of its own: one sqlite file cannot take writes from many processes and machines;
 PostgreSQL can, and a user without a database server gets one with no set-up. The cluster lives
@@ -22,80 +22,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from annlab.errors import AnnlabError
+from annlab.tracking.store import DRIVER_SCHEME
 
 OS_USER = "annlab-pg"
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
 SERVICE = "annlab"  # the section of pg_service.conf: `pg_dump -d service=annlab`
-DRIVER_SCHEME = "postgresql+psycopg"  # psycopg 3 whatever SQLAlchemy's default driver is
 # Where a root-run cluster's data go when OS_USER cannot reach the project (e.g. under /root).
 FALLBACK_ROOT = Path("/var/lib/annlab-pg")
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-# -- URLs ---------------------------------------------------------------------------------------
-
-
-def is_postgres_url(url: str) -> bool:
-    return url.split(":", 1)[0].split("+", 1)[0].lower() in POSTGRES_SCHEMES
-
-
-def sqlalchemy_url(url: str) -> str:
-    """The URL for MLflow (SQLAlchemy): `postgresql://` names the psycopg 3 driver explicitly."""
-    scheme, rest = url.split("://", 1)
-    return f"{DRIVER_SCHEME}://{rest}" if "+" not in scheme else url
-
-
-def libpq_url(url: str) -> str:
-    """The URL for libpq / psycopg, which know no `+driver` in the scheme."""
-    return "postgresql://" + url.split("://", 1)[1]
-
-
-def describe(url: str) -> str:
-    """Where a URL points, without its password: `127.0.0.1:5432/mlflow (user mlflow)`."""
-    parts = urlsplit(libpq_url(url))
-    user = f" (user {unquote(parts.username)})" if parts.username else ""
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}{user}"
-
-
-def redact(url: str) -> str:
-    """The URL with its password masked, for anything recorded or printed."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def check_database(url: str, timeout: int = 5) -> None:
-    """Log in once, so a wrong password or a database that is down fails in one line, at once."""
-    import psycopg
-
-    try:
-        with psycopg.connect(libpq_url(url), connect_timeout=timeout):
-            pass
-    except psycopg.Error as err:
-        reason = _reason(err)
-        raise AnnlabError(f"PostgreSQL at {describe(url)}: {reason}: {_fix(reason)}.") from None
-
-
-def _reason(err: Exception) -> str:
-    """libpq's reason, on one line: `password authentication failed for user "x"`."""
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    reason = first.rsplit(" failed: ", 1)[-1].replace("FATAL:", "").strip()
-    return reason or type(err).__name__
-
-
-def _fix(reason: str) -> str:
-    text = reason.lower()
-    if "password" in text or "authentication" in text or "role" in text:
-        return "fix the user and password in the database URL"
-    if "does not exist" in text:
-        return "create the database (`createdb`) or fix its name in the URL"
-    return "start PostgreSQL, or fix the host and port in the database URL"
 
 
 # -- programs and the OS user -------------------------------------------------------------------
