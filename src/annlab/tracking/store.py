@@ -1,4 +1,5 @@
-"""Which MLflow store to use, and failing fast when it cannot be reached."""
+"""Which MLflow store to use (sqlite, a tracking server, a PostgreSQL database), and failing
+fast, in one line, when it cannot be reached."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
 from annlab.config.schema import TrackingConfig
 from annlab.errors import AnnlabError
@@ -15,6 +17,8 @@ from annlab.errors import AnnlabError
 T = TypeVar("T")
 DEFAULT_URI = "sqlite:///mlflow.db"
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+DRIVER_SCHEME = "postgresql+psycopg"  # psycopg 3, installed with annlab, whatever SQLAlchemy's default
 # An unreachable server should fail within seconds, not after MLflow's minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -24,10 +28,14 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 def tracking_uri(cfg: TrackingConfig) -> str:
     """Config, then `MLFLOW_TRACKING_URI`, then MLflow's default sqlite store in the project.
 
+    A PostgreSQL URL names the psycopg 3 driver explicitly (`postgresql+psycopg://`).
+
     A relative sqlite path is anchored at the project root when a queued DVC experiment runs
     in a temp copy (`.dvc/tmp/exps/...`): there it would land in the copy and be deleted.
     """
     uri = cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if is_postgres_url(uri):
+        return sqlalchemy_url(uri)
     root = dvc_executor_root()
     if root is not None and uri.startswith(SQLITE_PREFIX):
         path = uri[len(SQLITE_PREFIX) :]
@@ -50,10 +58,16 @@ def dvc_executor_root() -> Path | None:
 
 
 def check_reachable(cfg: TrackingConfig) -> str:
-    """The tracking URI, after checking a tracking server answers (without importing MLflow)."""
+    """The tracking URI, after checking a tracking server, or a PostgreSQL store, answers
+    (without importing MLflow or TensorFlow). A database URL comes back with its password
+    masked: the caller records it (run.json, the report)."""
     uri = tracking_uri(cfg)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
+        return uri
+    if is_postgres_url(uri):
+        check_database(uri)
+        return redact(uri)
     return uri
 
 
@@ -99,17 +113,115 @@ def create_sqlite_store_once(uri: str) -> None:
 
 
 def check_server(uri: str, timeout: float = 3.0) -> None:
+    """Fail in one line unless the server answers, and answers from its store: `/health` is
+    static, so a cheap API call (one experiment) also catches a server whose database is down
+    or refuses its password."""
     import requests
 
+    base = uri.rstrip("/")
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
+        requests.get(f"{base}/health", timeout=timeout).raise_for_status()
+        answer = requests.get(
+            f"{base}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=_basic_auth(),
+            timeout=timeout * 5,
+        )
     except requests.RequestException as err:
         reason = type(err).__name__
         raise AnnlabError(
-            f"MLflow tracking server {uri} is unreachable ({reason}): start it (`mlflow server "
-            "--host 127.0.0.1`), or unset MLFLOW_TRACKING_URI / `tracking.uri` to use the local "
-            "sqlite store."
+            f"MLflow tracking server {uri} is unreachable ({reason}): start it (`annlab server` or "
+            "`mlflow server --host 127.0.0.1`), or unset MLFLOW_TRACKING_URI / `tracking.uri` to use "
+            "the local sqlite store."
         ) from None
+    if answer.status_code in (401, 403):
+        raise AnnlabError(
+            f"MLflow tracking server {uri} refused the request (HTTP {answer.status_code}): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+        )
+    if not answer.ok:
+        raise AnnlabError(
+            f"MLflow tracking server {uri} answers but cannot read its store (HTTP "
+            f"{answer.status_code}: {_server_message(answer)}): check the server's database (is "
+            "PostgreSQL running? its password?) and restart the server."
+        )
+
+
+def _basic_auth() -> tuple[str, str] | None:
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    return (user, password) if user and password else None
+
+
+def _server_message(answer) -> str:
+    """MLflow's error message, first line, shortened (SQLAlchemy's run to pages)."""
+    try:
+        text = str(answer.json().get("message", ""))
+    except ValueError:
+        text = answer.text
+    first = (text.strip().splitlines() or ["no message"])[0]
+    return first[:200]
+
+
+# -- PostgreSQL stores ---------------------------------------------------------------------------------------
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in POSTGRES_SCHEMES
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL for MLflow (SQLAlchemy): `postgresql://` names the psycopg 3 driver explicitly."""
+    scheme, rest = url.split("://", 1)
+    return f"{DRIVER_SCHEME}://{rest}" if "+" not in scheme else url
+
+
+def libpq_url(url: str) -> str:
+    """The URL for libpq / psycopg, which know no `+driver` in the scheme."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def describe(url: str) -> str:
+    """Where a URL points, without its password: `127.0.0.1:5432/mlflow (user mlflow)`."""
+    parts = urlsplit(libpq_url(url))
+    user = f" (user {unquote(parts.username)})" if parts.username else ""
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}{user}"
+
+
+def redact(url: str) -> str:
+    """The URL with its password masked, for anything recorded or printed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def check_database(url: str, timeout: int = 5) -> None:
+    """Log in once, so a wrong password or a database that is down fails in one line, at once."""
+    import psycopg
+
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=timeout):
+            pass
+    except psycopg.Error as err:
+        reason = _reason(err)
+        raise AnnlabError(f"PostgreSQL at {describe(url)}: {reason}: {_fix(reason)}.") from None
+
+
+def _reason(err: Exception) -> str:
+    """libpq's reason, on one line: `password authentication failed for user "x"`."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    reason = first.rsplit(" failed: ", 1)[-1].replace("FATAL:", "").strip()
+    return reason or type(err).__name__
+
+
+def _fix(reason: str) -> str:
+    text = reason.lower()
+    if "password" in text or "authentication" in text or "role" in text:
+        return "fix the user and password in the database URL"
+    if "does not exist" in text:
+        return "create the database (`createdb`) or fix its name in the URL"
+    return "start PostgreSQL, or fix the host and port in the database URL"
 
 
 def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float = 0.05) -> T:
