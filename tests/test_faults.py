@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from annlab.config.params import write_params
-from conftest import ROOT, free_port, run, tool_env, wait_until_healthy
+from conftest import ROOT, run, tool_env
 from test_bad_input import assert_one_line_failure, make_project, stage_env, tree_digest
 
 
@@ -168,6 +168,7 @@ def _assert_eight_finished(uri: str) -> None:
 
 @pytest.mark.slow
 def test_eight_concurrent_jobs_on_one_sqlite_store(tmp_path):
+    """(On a tracking server: tests/test_team_server.py, with its PostgreSQL store.)"""
     project = tmp_path / "p"
     (project).mkdir()
     import shutil
@@ -176,46 +177,6 @@ def test_eight_concurrent_jobs_on_one_sqlite_store(tmp_path):
     uri = f"sqlite:///{project / 'mlflow.db'}"  # a fresh store: the jobs race to create it
     _eight_jobs(project, tool_env({"MLFLOW_TRACKING_URI": uri}))
     _assert_eight_finished(uri)
-
-
-@pytest.mark.slow
-def test_eight_concurrent_jobs_on_an_mlflow_server(tmp_path):
-    import shutil
-
-    project = tmp_path / "p"
-    project.mkdir()
-    shutil.copytree(ROOT / "conf", project / "conf")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--workers",
-            "2",
-        ],
-        cwd=tmp_path,
-        env=tool_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(uri, server, "mlflow server")
-        _eight_jobs(project, tool_env({"MLFLOW_TRACKING_URI": uri}))
-        _assert_eight_finished(uri)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_lambda_model_is_refused_in_safe_mode(tmp_path, monkeypatch):
