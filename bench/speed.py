@@ -6,7 +6,9 @@ Fashion-MNIST files. Both sides run in this process's environment on this machin
 
 Prints each figure with its target (from the project's performance issue):
   end to end   `dvc repro` (5 stages, MLflow on) / plain script wall time <= 0.5 (30 epochs),
-               <= 0.6 (10 epochs), with the same validation accuracy to 3 decimals
+               <= 0.6 (10 epochs), with the same validation and test accuracy to 3 decimals
+  fixed cost   the pipeline's wall time beyond fitting (5 processes, imports, MLflow, report,
+               DVC): < 8 s
   no-op        a second `dvc repro` runs no stage, < 2 s
   throughput   train-stage samples/s at batch 32 >= 2.5x the plain model.fit on float64
   tracking     train stage (10 epochs) with MLflow logging / without <= 1.03
@@ -32,13 +34,17 @@ def params(project, *overrides: str) -> None:
 
 
 def pipeline_side(project, store: str) -> dict:
-    wall, rss, _ = timed(["dvc", "repro", "-f"], project, {"MLFLOW_TRACKING_URI": store})
+    wall, rss, proc = timed(["dvc", "repro", "-f"], project, {"MLFLOW_TRACKING_URI": store})
     history = pd.read_csv(project / "models" / "history.csv")
     run_info = json.loads((project / "models" / "run.json").read_text())
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    fit_seconds = float(re.search(r"epochs in ([\d.]+)s", proc.stdout).group(1))
     return {
         "wall": wall,
         "rss": rss,
+        "fixed": wall - fit_seconds,
         "val_accuracy": float(history["val_accuracy"].iloc[-1]),
+        "test_accuracy": float(metrics["test_accuracy"]),
         "run_id": run_info["run_id"],
     }
 
@@ -92,6 +98,10 @@ def main() -> None:
         ratio = median([o["wall"] for o in ours]) / median([p["wall"] for p in plain])
         target = 0.5 if epochs >= 30 else 0.6
         same = {round(o["val_accuracy"], 3) for o in ours} == {round(p["val_accuracy"], 3) for p in plain}
+        same_test = {round(o["test_accuracy"], 3) for o in ours} == {
+            round(p["test_accuracy"], 3) for p in plain
+        }
+        fixed = median([o["fixed"] for o in ours])
         out += [
             line(
                 f"end to end, {epochs} epochs: dvc repro (median s)",
@@ -108,9 +118,15 @@ def main() -> None:
                 "equal to 3 decimals",
                 same,
             ),
-            line(f"test accuracy (plain script), {epochs} epochs", f"{plain[0]['test_accuracy']:.4f}"),
+            line(
+                f"test accuracy, {epochs} epochs: annlab / plain",
+                f"{ours[0]['test_accuracy']:.4f} / {plain[0]['test_accuracy']:.4f}",
+                "equal to 3 decimals",
+                same_test,
+            ),
+            line(f"fixed cost beyond fitting, {epochs} epochs (median s)", f"{fixed:.1f}", "< 8", fixed < 8),
         ]
-        print("\n".join(out[-5:]), flush=True)
+        print("\n".join(out[-6:]), flush=True)
 
     start = time.perf_counter()
     noop = run(["dvc", "repro"], project, {"MLFLOW_TRACKING_URI": store})

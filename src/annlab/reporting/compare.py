@@ -24,11 +24,7 @@ def experiment_runs(
     found = client.get_experiment_by_name(experiment_name)
     if found is None:
         return []
-    runs = ranked(
-        queries.training_runs(client, found.experiment_id, finished_only=True),
-        lambda r: r.data.metrics.get(metric),
-        direction,
-    )
+    runs = queries.top_training_runs(client, found.experiment_id, metric, direction, max_results)
     return [
         {
             "run_id": run.info.run_id,
@@ -38,7 +34,7 @@ def experiment_runs(
             "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
             "params": run.data.params,
         }
-        for run in runs[:max_results]
+        for run in runs
     ]
 
 

@@ -94,6 +94,20 @@ def training_runs(client_, experiment_id_: str, finished_only: bool = False) -> 
     ]
 
 
+def top_training_runs(client_, experiment_id_: str, metric_key: str, direction: str, limit: int) -> list[Any]:
+    """The experiment's `limit` best finished training runs by `metric_key`, the store doing the
+    sorting (a report must not read every run of a long-lived experiment)."""
+    order = "DESC" if direction == "maximize" else "ASC"
+    runs = search(
+        client_,
+        [experiment_id_],
+        "attributes.status = 'FINISHED'",
+        order_by=[f"metrics.`{metric_key}` {order}", "attributes.start_time DESC"],
+        max_results=2 * limit,  # room for sweep parents, which are left out
+    )
+    return [r for r in runs if r.data.tags.get(tags.SWEEP_ROLE) != "parent"][:limit]
+
+
 def sweep_runs(client_, parent_run_id: str) -> tuple[Any, list[Any]]:
     """(the sweep's parent run, its child runs)."""
     parent = get_run(client_, parent_run_id)
