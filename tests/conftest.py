@@ -3,10 +3,13 @@ the project in a temp git repo for end-to-end runs of the real DVC / Hydra / MLf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,17 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
     env = tool_env(extra)
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
+
+
+@contextlib.contextmanager
+def umask(value: int) -> Iterator[None]:
+    """Run a block under a given umask (process-wide), restoring the previous one."""
+    previous = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

@@ -21,7 +21,7 @@ from annlab.stages.prepare import prepare
 from annlab.stages.report import report
 from annlab.stages.split import split
 from annlab.stages.train import train
-from conftest import free_port, tool_env, wait_until_healthy
+from conftest import free_port, mode_of, tool_env, umask, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -44,7 +44,8 @@ def run_pipeline(cfg) -> None:
 
 @pytest.fixture(scope="module")
 def classification_report(tmp_path_factory) -> Path:
-    """Two digits runs of one experiment (the second is reported and compared)."""
+    """Two digits runs of one experiment (the second is reported and compared), written under
+    umask 022 as a user's shell has it."""
     from annlab.config import compose_config
     from conftest import ROOT
 
@@ -53,12 +54,13 @@ def classification_report(tmp_path_factory) -> Path:
     os.chdir(folder)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     try:
-        for rate in ("0.002", "0.05"):
-            run_pipeline(
-                compose_config(
-                    ["training.epochs=3", f"optimizer.learning_rate={rate}"], config_dir=ROOT / "conf"
+        with umask(0o022):
+            for rate in ("0.002", "0.05"):
+                run_pipeline(
+                    compose_config(
+                        ["training.epochs=3", f"optimizer.learning_rate={rate}"], config_dir=ROOT / "conf"
+                    )
                 )
-            )
     finally:
         os.chdir(old_cwd)
         if old_uri is None:
@@ -87,6 +89,16 @@ def test_markdown_report_has_every_section(classification_report):
     assert len(rows) == 2, "both runs of the experiment are compared"
     for figure in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (classification_report / "reports" / figure).stat().st_size > 5000
+
+
+def test_outputs_have_the_mode_a_plain_open_gives(classification_report):
+    """Under umask 022 every output is readable by others (0644 / 0755), as `open()` makes it."""
+    reports = classification_report / "reports"
+    for path in (reports / "report.md", reports / "report.html", reports / "metrics.json"):
+        assert mode_of(path) == 0o644, path
+    assert mode_of(reports / "figures") == 0o755
+    assert {mode_of(p) for p in (reports / "figures").iterdir()} == {0o644}
+    assert mode_of(classification_report / "models" / "model.keras") == 0o644
 
 
 def test_html_report_is_self_contained(classification_report):

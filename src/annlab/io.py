@@ -2,6 +2,9 @@
 
 DVC caches whatever a stage leaves behind, so a crash must never leave half a file or half a
 folder in place. Everything is written to a temporary sibling and renamed into place.
+The sibling is created as a plain `open()` / `mkdir()` would create the target (0o666 / 0o777
+less the umask), not private like `mkstemp` / `mkdtemp` (0o600 / 0o700): reports and
+predictions must be readable by whoever could read a file written the ordinary way.
 """
 
 from __future__ import annotations
@@ -9,13 +12,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+
+
+def _new_sibling(target: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
+    """Create a fresh hidden sibling of `target` with `create` (which must refuse to reuse a
+    name), retrying on the rare name clash."""
+    for _ in range(100):
+        path = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+        try:
+            return path, create(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free temporary name beside {target}")
 
 
 @contextlib.contextmanager
@@ -23,7 +40,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder that replaces `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp, _ = _new_sibling(target, lambda path: os.mkdir(path, 0o777))  # the umask applies
     try:
         yield tmp
     except BaseException:
@@ -44,8 +61,8 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator[Any]:
     """Open a temporary sibling of `target` for writing; rename it into place on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    tmp = Path(tmp_name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    tmp, fd = _new_sibling(target, lambda path: os.open(path, flags, 0o666))  # the umask applies
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
