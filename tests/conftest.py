@@ -154,3 +154,24 @@ def umask(value: int) -> Iterator[None]:
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def assert_stopped(processes, port: int) -> None:
+    """Every one of `processes` (psutil) has exited (zombies hold no port: they count as
+    gone) and the loopback `port` can be bound again."""
+    import socket
+
+    import psutil
+
+    alive = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            continue
+    assert not alive, f"left running: {alive}"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server restarting would
+        sock.bind(("127.0.0.1", port))
+        sock.listen()

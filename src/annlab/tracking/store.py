@@ -129,22 +129,36 @@ def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float 
     raise AssertionError("unreachable")
 
 
+# MLflow 3 marks what kind of work an experiment holds; the UI's experiment page and MLflow's
+# own tools read it. annlab's experiments are model training: the runs table, not GenAI traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def ensure_experiment(name: str) -> str:
-    """Create the experiment if needed (safe when several processes race to create it)."""
+    """Create the experiment if needed (safe when several processes race to create it),
+    marked as a model-training experiment; an existing one without a kind gets the mark."""
     import mlflow
+
+    kind = {EXPERIMENT_KIND_TAG: TRAINING_KIND}
 
     def get_or_create() -> str:
         found = mlflow.get_experiment_by_name(name)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:
+                client = mlflow.MlflowClient()
+                client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
             return found.experiment_id
         root = dvc_executor_root()
         uri = mlflow.get_tracking_uri()
         if root is not None and uri.startswith(SQLITE_PREFIX):
             # MLflow puts a new experiment's artifacts under ./mlruns of the working directory,
             # here the DVC temp copy: create it with the project root's mlruns/ instead.
+            from mlflow.entities import ExperimentTag
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-            return SqlAlchemyStore(uri, str(root / "mlruns")).create_experiment(name)
-        return mlflow.create_experiment(name)
+            tags = [ExperimentTag(key, value) for key, value in kind.items()]
+            return SqlAlchemyStore(uri, str(root / "mlruns")).create_experiment(name, tags=tags)
+        return mlflow.create_experiment(name, tags=kind)
 
     return retry_locked(get_or_create)
