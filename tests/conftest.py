@@ -21,6 +21,7 @@ PROJECT_FILES = [
     "dvc.yaml",
     "params.yaml",
     ".dvc/config",
+    ".dvc/plots/offline.html",
     ".dvcignore",
     ".gitignore",
     "pyproject.toml",
