@@ -203,8 +203,8 @@ def _from_table(path: Path, meta: dict[str, Any]) -> Features:
         frame.columns = names
     elif missing:
         raise AnnlabError(
-            f"'{path}' lacks the feature columns {_names(missing)}: the model takes {len(names)} "
-            f"columns named as in training {_names(names)}; the file has {_names(list(frame.columns))}."
+            f"'{path}' lacks the feature columns {_names(missing)}, named as in training; the file "
+            f"has {_names(list(frame.columns))}."
         )
     if frame.empty:
         raise AnnlabError(f"'{path}' has a header but no rows: nothing to predict.")
