@@ -215,4 +215,6 @@ def serve_ui(
             stop_group(child)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if board_wanted:
+        return f"ui: stopped; ports {port} and {tensorboard_port} are free"
     return f"ui: stopped; port {port} is free"
