@@ -3,10 +3,13 @@ the project in a temp git repo for end-to-end runs of the real DVC / Hydra / MLf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ PROJECT_FILES = [
     "dvc.yaml",
     "params.yaml",
     ".dvc/config",
+    ".dvc/plots/offline.html",
     ".dvcignore",
     ".gitignore",
     "pyproject.toml",
@@ -137,3 +141,38 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
     env = tool_env(extra)
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
+
+
+@contextlib.contextmanager
+def umask(value: int) -> Iterator[None]:
+    """Run a block under a given umask (process-wide), restoring the previous one."""
+    previous = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def assert_stopped(processes, port: int) -> None:
+    """Every one of `processes` (psutil) has exited (zombies hold no port: they count as
+    gone) and the loopback `port` can be bound again."""
+    import socket
+
+    import psutil
+
+    alive = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            continue
+    assert not alive, f"left running: {alive}"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server restarting would
+        sock.bind(("127.0.0.1", port))
+        sock.listen()

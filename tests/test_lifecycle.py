@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from annlab.errors import AnnlabError
-from conftest import run, tool_env
+from conftest import mode_of, run, tool_env, umask
 from lifecycle_support import (
     DIABETES,
     DIGITS,
@@ -166,6 +166,26 @@ def test_predict_images_from_idx_and_flat_npy(trained, workdir):
     )
 
 
+def test_predict_images_from_a_headerless_csv_of_pixels(trained, workdir):
+    """Plain rows of 64 pixel values (no header, or columns named another way) are taken by
+    position and give the same predictions as the array; the summary line says so."""
+    from annlab.serving.predict import predict_file
+
+    model = trained["digits"]
+    X, _ = model.test_split()
+    np.save(workdir / "flat.npy", X.reshape(len(X), -1))
+    pd.DataFrame(X.reshape(len(X), -1)).to_csv(workdir / "plain.csv", index=False, header=False)
+    ref = str(model.models / "model.keras")
+    predict_file(ref, workdir / "flat.npy", workdir / "from_npy.csv")
+    summary = predict_file(ref, workdir / "plain.csv", workdir / "from_csv.csv")
+    assert f"predict: {len(X)} rows of" in summary and "columns taken by position (no header row)" in summary
+    assert (workdir / "from_csv.csv").read_text() == (workdir / "from_npy.csv").read_text()
+    pd.DataFrame(X[:, :7].reshape(len(X), -1)).to_csv(workdir / "narrow.csv", index=False, header=False)
+    refusal = r"56 columns per row; the model takes 64.*\(n, 8, 8\) or \(n, 64\)"
+    with pytest.raises(AnnlabError, match=refusal):
+        predict_file(ref, workdir / "narrow.csv", workdir / "out.csv")
+
+
 def test_cli_predict_and_its_error_line(trained, workdir):
     """The real `annlab predict` command: a summary line on success, one error line and
     exit 1 on a file with a missing column."""
@@ -304,10 +324,10 @@ def test_wrong_model_references(trained, use_store, workdir):
         predict_file(str(trained["iris"].models), data, workdir / "out.csv", top_k=0)
 
 
-def test_serving_request_feeds_the_logged_pyfunc(trained, use_store, workdir):
+def test_serving_request_feeds_the_logged_pyfunc(trained, use_store, workdir, capfd):
     """The body `annlab request` writes, given to the logged MLflow model as a pyfunc (what
-    `mlflow models serve` calls), gives annlab predict's numbers; two-input models get their
-    `wide` / `deep` feature subsets by name."""
+    `mlflow models serve` calls), gives annlab predict's numbers, silently (no progress bar);
+    two-input models get their `wide` / `deep` feature subsets by name."""
     import mlflow
 
     from annlab.serving.request import write_request
@@ -325,7 +345,10 @@ def test_serving_request_feeds_the_logged_pyfunc(trained, use_store, workdir):
             inputs = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
         else:
             inputs = np.asarray(inputs, dtype=np.float32)
+        capfd.readouterr()
         served = pyfunc.predict(inputs)
+        printed = capfd.readouterr()
+        assert printed.out == "" and "━" not in printed.err, printed
         theirs = evaluate_outputs(model)
         if isinstance(served, np.ndarray) and served.dtype == object:
             served = served.item()
@@ -379,3 +402,17 @@ def test_cli_request_and_export(trained, workdir, capsys):
     assert "-> served/3 (TensorFlow SavedModel" in capsys.readouterr().out
     assert (workdir / "served" / "3" / "saved_model.pb").is_file()
     assert not list((workdir / "served").glob(".*"))  # no temporary folder left behind
+
+
+def test_predictions_and_request_files_have_the_mode_a_plain_open_gives(trained, workdir):
+    """Under umask 022 the files a user asks for are 0644, like any file their shell writes."""
+    from annlab.serving.predict import predict_file
+    from annlab.serving.request import write_request
+
+    model = trained["iris"]
+    data = raw_table(model, workdir / "new.csv")
+    with umask(0o022):
+        predict_file(str(model.models), data, workdir / "predictions.csv")
+        write_request(str(model.models), data, workdir / "request.json")
+    assert mode_of(workdir / "predictions.csv") == 0o644
+    assert mode_of(workdir / "request.json") == 0o644

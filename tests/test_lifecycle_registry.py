@@ -139,7 +139,8 @@ def test_promote_errors_are_one_line(lab, use_store):
 
 def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, store_uri):
     """A real `mlflow models serve` on a free loopback port, a real POST /invocations with the
-    raw features (the body `annlab request` writes), and annlab predict's numbers back."""
+    raw features (the body `annlab request` writes), and annlab predict's numbers back; the
+    server's output holds no Keras progress bar (the pyfunc model predicts silently)."""
     import requests
 
     from annlab.serving.predict import predict_file
@@ -164,6 +165,8 @@ def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, st
                 f"{url}/invocations", data=body, timeout=60, headers={"Content-Type": "application/json"}
             )
         assert answer.status_code == 200, answer.text[:2000]
+        log = (workdir / f"{experiment}.log").read_text()
+        assert "━" not in log and "/step" not in log, f"a progress bar per request:\n{log[-1500:]}"
         predictions = answer.json()["predictions"]
         if experiment != "iris_lab":  # two outputs, by name
             np.testing.assert_allclose(

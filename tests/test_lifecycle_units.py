@@ -42,6 +42,71 @@ def test_image_arrays_take_several_shapes(tmp_path, shape):
     assert read_features(tmp_path / "one.npy", IMAGE_META).X.shape == (1, 2, 2)
 
 
+DIGITS_META = {
+    "task": "multiclass",
+    "feature_names": [f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
+    "input_shape": [8, 8],
+    "is_image": True,
+}
+FASHION_META = {
+    "task": "multiclass",
+    "feature_names": [f"pixel_{i}" for i in range(784)],
+    "input_shape": [28, 28],
+    "is_image": True,
+}
+
+
+@pytest.mark.parametrize("meta", [DIGITS_META, FASHION_META], ids=["digits", "fashion"])
+def test_image_tables_are_taken_by_position_when_not_named_as_in_training(tmp_path, meta):
+    size = len(meta["feature_names"])
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, size))
+    shape = (3, *meta["input_shape"])
+    plain = pd.DataFrame(pixels)
+    plain.to_csv(tmp_path / "plain.csv", index=False, header=False)  # rows of numbers only
+    plain.to_csv(tmp_path / "default.csv", index=False)  # pandas' header: 0, 1, ..., n-1
+    plain.set_axis([f"px{i}" for i in range(size)], axis=1).to_csv(tmp_path / "other.csv", index=False)
+    named = plain.set_axis(meta["feature_names"], axis=1)
+    named[named.columns[::-1]].to_csv(tmp_path / "named.csv", index=False)  # any order, by name
+    for name, how in [
+        ("plain", "no header row"),
+        ("default", "the column names are not the training names"),
+        ("other", "the column names are not the training names"),
+        ("named", ""),
+    ]:
+        features = read_features(tmp_path / f"{name}.csv", meta)
+        np.testing.assert_array_equal(features.X, pixels.reshape(shape), err_msg=name)
+        assert features.by_position == how and (how in features.note()), name
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("1,2,3\n4,5,6\n", ["the model takes 64", "3 columns per row", "images of shape (8, 8)", "(n, 64)"]),
+        ("pixel_0_0,x\n1,2\n", ["lacks the feature columns", "images of shape (8, 8)", "(n, 64)"]),
+        ("", ["empty", "images of shape (8, 8)", "64 pixel columns"]),
+    ],
+)
+def test_image_table_refusals_state_the_shape(tmp_path, content, expected):
+    (tmp_path / "new.csv").write_text(content)
+    with pytest.raises(AnnlabError) as err:
+        read_features(tmp_path / "new.csv", DIGITS_META)
+    message = str(err.value)
+    assert "\n" not in message and "new.csv" in message
+    for part in expected:
+        assert part in message, (part, message)
+
+
+def test_every_refusal_states_what_the_model_takes(tmp_path):
+    (tmp_path / "x.json").write_text("{}")
+    np.save(tmp_path / "x.npy", np.zeros((2, 5)))
+    for path in (tmp_path / "nope.csv", tmp_path / "x.json", tmp_path / "x.npy"):
+        with pytest.raises(AnnlabError, match=r"The model takes 3 features: a table with the columns \['a'"):
+            read_features(path, TABLE_META)
+    pd.DataFrame([[1, 2, 3]]).to_csv(tmp_path / "plain.csv", index=False, header=False)
+    features = read_features(tmp_path / "plain.csv", TABLE_META)
+    np.testing.assert_array_equal(features.X, [[1, 2, 3]])
+
+
 def test_pickled_arrays_are_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(AnnlabError, match="x.npy.*Python objects"):

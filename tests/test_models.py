@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -105,6 +107,22 @@ def test_clipping_is_refused_for_models_without_it(compose):
 
     with pytest.raises(AnnlabError, match="split.clip.*model=mlp and model=wide_deep"):
         compose("model=perceptron", "split.clip=3")
+
+
+@pytest.mark.parametrize(("overrides", "width"), [(("model=mlp",), 88), (("model=wide_deep",), 108)])
+def test_model_summary_has_every_column_in_a_narrow_terminal(compose, monkeypatch, overrides, width):
+    """Keras fits its table to the terminal; the summary file must not lose "Param #" or the
+    right border when written from a 40-column terminal (or a log with no terminal)."""
+    from annlab.training.outputs import model_summary
+
+    monkeypatch.setenv("COLUMNS", "40")
+    model, _ = build_model(compose(*overrides), HOUSING_META, _standard_scaler(8))
+    text = model_summary(model)
+    table = [line for line in text.splitlines() if line and line[0] in "┏┃┡│├└"]
+    assert "Param #" in table[1] and "hidden_1 (Dense)" in text
+    assert all(len(line) == width and line[-1] in "┓┃┩│┤┘" for line in table), table
+    assert f"{model.count_params():,}" in text
+    assert os.environ["COLUMNS"] == "40", "the terminal width is restored"
 
 
 def _assert_round_trip(cfg, meta, tmp_path):

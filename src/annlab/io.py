@@ -4,7 +4,10 @@ DVC caches whatever a stage leaves behind, so a crash must never leave half a fi
 folder in place. Everything is written to a temporary sibling, flushed to disk (fsync), and
 renamed into place; a folder that already exists is swapped with the new one in a single step
 where the system can (Linux `renameat2(RENAME_EXCHANGE)`), so there is no moment when neither
-the old nor the new version is there.
+the old nor the new version is there. The sibling is created as a plain `open()` / `mkdir()`
+would create the target (0o666 / 0o777 less the umask), not private like `mkstemp` /
+`mkdtemp` (0o600 / 0o700): reports and predictions must be readable by whoever could read a
+file written the ordinary way.
 """
 
 from __future__ import annotations
@@ -14,17 +17,30 @@ import ctypes
 import errno
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+
+
+def _new_sibling(target: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
+    """Create a fresh hidden sibling of `target` with `create` (which must refuse to reuse a
+    name), retrying on the rare name clash."""
+    for _ in range(100):
+        path = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+        try:
+            return path, create(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free temporary name beside {target}")
 
 
 @contextlib.contextmanager
@@ -32,7 +48,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder that replaces `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp, _ = _new_sibling(target, lambda path: os.mkdir(path, 0o777))  # the umask applies
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -58,8 +74,8 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator[Any]:
     """Open a temporary sibling of `target` for writing; rename it into place on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    tmp = Path(tmp_name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    tmp, fd = _new_sibling(target, lambda path: os.open(path, flags, 0o666))  # the umask applies
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle

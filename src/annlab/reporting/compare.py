@@ -33,9 +33,36 @@ def experiment_runs(
             "objective": run.data.metrics.get(metric),
             "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
             "params": run.data.params,
+            "overrides": run.data.tags.get(tags.HYDRA_OVERRIDES),
         }
         for run in runs
     ]
+
+
+SHOWN_SETTINGS = 6
+
+
+def run_settings(rows: list[dict[str, Any]]) -> list[str]:
+    """Which config each run used, in a few words: the settings whose values differ between
+    the runs (`optimizer.learning_rate=0.05`), else the run's Hydra overrides, else "defaults"."""
+    keys = sorted({k for row in rows for k in row.get("params", {})})
+    varied = [
+        k
+        for k in keys
+        if not k.startswith(NOISY_PARAMS) and len({row.get("params", {}).get(k) for row in rows}) > 1
+    ]
+    settings = []
+    for row in rows:
+        params = row.get("params", {})
+        if varied:
+            shown = [f"{k}={params.get(k, '(unset)')}" for k in varied[:SHOWN_SETTINGS]]
+            more = len(varied) - SHOWN_SETTINGS
+            settings.append(", ".join(shown) + (f", ... ({more} more)" if more > 0 else ""))
+        elif row.get("overrides") and row["overrides"] != "(none)":
+            settings.append(row["overrides"])
+        else:
+            settings.append("defaults" if len(rows) == 1 else "same settings as the others")
+    return settings
 
 
 # -- `annlab compare`: the runs of an experiment or a sweep, ranked, as files ------------------

@@ -18,26 +18,52 @@ def _plt():
 
 
 def learning_curves(history: dict[str, list[float]], path: Path, task: str) -> Path:
-    """Training and validation curves on one plot, grid on, y in [0, 1] for classification."""
+    """The learning curves as a PNG (see `learning_curves_figure`)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    epochs = history.get("epoch") or list(range(1, len(next(iter(history.values()))) + 1))
-    for key, values in history.items():
-        if key == "epoch":
-            continue
-        style = "--" if key.startswith("val_") else "-"
-        ax.plot(epochs, values, style, label=key)
-    ax.set_xlabel("Epoch")
-    ax.grid(True)
-    if task != "regression":
-        ax.set_ylim(0, 1)
-    ax.set_xlim(min(epochs), max(epochs) if len(epochs) > 1 else min(epochs) + 1)
-    ax.legend()
-    ax.set_title("Learning curves")
-    fig.tight_layout()
+    fig = learning_curves_figure(history, task)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def learning_curves_figure(history: dict[str, list[float]], task: str):
+    """Training (solid) and validation (dashed) curves per epoch, grid on.
+
+    For classification the losses get a panel of their own whose y axis fits them (from 0 to
+    the largest finite loss: a loss starts above 1 whenever there are more than e classes'
+    worth of uncertainty, e.g. ln 10 = 2.3 for ten classes), and accuracy-like metrics stay in
+    [0, 1] beside it, as the book plots them. Regression metrics share one fitted panel.
+    """
+    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = history.get("epoch") or list(range(1, len(next(iter(history.values()))) + 1))
+    curves = {k: v for k, v in history.items() if k != "epoch"}
+    losses = {k: v for k, v in curves.items() if "loss" in k}
+    others = {k: v for k, v in curves.items() if k not in losses}
+    panels = [curves] if task == "regression" or not others or not losses else [losses, others]
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 if len(panels) == 1 else 12, 5), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for key, values in panel.items():
+            ax.plot(epochs, values, "--" if key.startswith("val_") else "-", label=key)
+        ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True)
+        ax.set_xlim(min(epochs), max(epochs) if len(epochs) > 1 else min(epochs) + 1)
+        ax.legend()
+        if task != "regression" and panel is others:
+            ax.set_ylim(0, 1)
+        elif task != "regression":
+            finite = np.asarray([x for v in panel.values() for x in v], dtype=np.float64)
+            finite = finite[np.isfinite(finite)]
+            top = float(finite.max()) if finite.size else 1.0
+            ax.set_ylim(0, top * 1.05 if top > 0 else 1.0)
+    if len(panels) == 2:
+        axes[0][0].set_title("Loss")
+        axes[0][1].set_title("Accuracy")
+    fig.suptitle("Learning curves")
+    fig.tight_layout()
+    return fig
 
 
 def confusion_matrix(matrix: list[list[int]], class_names: list[str], path: Path) -> Path:

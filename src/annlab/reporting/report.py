@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from annlab.config.schema import Config
+from annlab.reporting.compare import run_settings
 
 
 @dataclass
@@ -61,15 +62,20 @@ def render_markdown(data: ReportData, figures_rel: dict[str, str]) -> str:
             "",
             f"## Runs of `{data.cfg.experiment_name}` (best first by {data.cfg.objective.metric})",
             "",
-            "| run | objective | test metrics |",
-            "|---|---|---|",
+            "| run | settings | objective | test metrics |",
+            "|---|---|---|---|",
         ]
-        for row in data.comparison:
+        for row, settings in zip(data.comparison, run_settings(data.comparison), strict=True):
             marker = " (this run)" if row["run_id"] == data.run_id else ""
             tests = ", ".join(f"{k}={_fmt(v)}" for k, v in list(row["metrics"].items())[:3])
-            out.append(f"| `runs:/{row['run_id']}`{marker} | {_fmt(row['objective'])} | {tests} |")
+            cells = [f"`runs:/{row['run_id']}`{marker}", _md_cell(settings), _fmt(row["objective"]), tests]
+            out.append(f"| {' | '.join(cells)} |")
     out += ["", "## Model summary", "", "```", data.summary.rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _img(path: Path) -> str:
@@ -112,13 +118,13 @@ def render_html(data: ReportData) -> str:
         parts.append(
             f"<h2>Runs of {e(data.cfg.experiment_name)} (best first by "
             f"{e(data.cfg.objective.metric)})</h2><table id='runs'><tr><th>run</th>"
-            "<th>objective</th><th>test metrics</th></tr>"
+            "<th>settings</th><th>objective</th><th>test metrics</th></tr>"
         )
-        for row in data.comparison:
+        for row, settings in zip(data.comparison, run_settings(data.comparison), strict=True):
             cls = " class='best'" if row["run_id"] == data.run_id else ""
             tests = ", ".join(f"{k}={_fmt(v)}" for k, v in list(row["metrics"].items())[:3])
             parts.append(
-                f"<tr{cls}><td><code>runs:/{e(row['run_id'])}</code></td>"
+                f"<tr{cls}><td><code>runs:/{e(row['run_id'])}</code></td><td>{e(settings)}</td>"
                 f"<td>{e(_fmt(row['objective']))}</td><td>{e(tests)}</td></tr>"
             )
         parts.append("</table>")

@@ -2,9 +2,13 @@
 
 Tables (CSV, Parquet) are matched by column name to the training features (`meta.json`
 `feature_names`), so column order does not matter and extra columns (an id, the target) are
-set aside and reported. Arrays (`.npy`, IDX files as in MNIST) are taken in training feature
-order: `(n, *input_shape)`, `(n, n_features)` flattened, or one single instance.
-Every problem ends in one `AnnlabError` line naming the file and the fix.
+set aside and reported. A table with no header, or whose column names are none of the training
+names (pixel columns named another way), is taken by position when it has exactly one column
+per feature: plain rows of 64 (8x8 digits) or 784 (28x28) numbers work as they are, and the
+summary line says the columns were taken by position. Arrays (`.npy`, IDX files as in MNIST)
+are taken in training feature order: `(n, *input_shape)`, `(n, n_features)` flattened, or one
+single instance. Every problem ends in one `AnnlabError` line naming the file, what the model
+takes, and the fix.
 """
 
 from __future__ import annotations
@@ -27,6 +31,30 @@ class Features:
 
     X: np.ndarray
     ignored: list[str] = field(default_factory=list)  # table columns the model does not use
+    by_position: str = ""  # why a table's columns were taken by position, if they were
+
+    def note(self) -> str:
+        """What the summary line adds: ignored columns, or columns taken by position."""
+        if self.by_position:
+            return f"; columns taken by position ({self.by_position})"
+        return f"; ignored columns {self.ignored}" if self.ignored else ""
+
+
+def expected_input(meta: dict[str, Any]) -> str:
+    """What the model takes, in one sentence that every refusal ends with."""
+    shape = tuple(int(s) for s in meta["input_shape"])
+    names = [str(n) for n in meta["feature_names"]]
+    size = len(names)
+    if len(shape) > 1:
+        dims = ", ".join(map(str, shape))
+        return (
+            f"The model takes images of shape ({dims}): an array (n, {dims}) or (n, {size}), or a "
+            f"table of {size} pixel columns per row (named {names[0]} ... {names[-1]}, or no header)."
+        )
+    return (
+        f"The model takes {size} features: a table with the columns {_names(names)} (any order, "
+        f"extra columns ignored), a headerless CSV of {size} columns in that order, or an array (n, {size})."
+    )
 
 
 def _names(items: list[str]) -> str:
@@ -51,16 +79,19 @@ def kind_of(path: Path) -> str:
 def read_features(path: str | Path, meta: dict[str, Any]) -> Features:
     """Load `path` as raw model inputs, checking columns, shape and values against `meta`."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise AnnlabError(
-            f"Data file '{path}' does not exist: give a CSV / Parquet table or a "
-            ".npy / IDX array of new rows to predict."
-        )
-    kind = kind_of(path)
-    if kind == "table":
-        return _from_table(path, meta)
-    array = _read_npy(path) if kind == "npy" else _read_idx(path)
-    return Features(_shape_array(array, path, meta))
+    try:
+        if not path.is_file():
+            raise AnnlabError(
+                f"Data file '{path}' does not exist: give a CSV / Parquet table or a "
+                ".npy / IDX array of new rows to predict."
+            )
+        kind = kind_of(path)
+        if kind == "table":
+            return _from_table(path, meta)
+        array = _read_npy(path) if kind == "npy" else _read_idx(path)
+        return Features(_shape_array(array, path, meta))
+    except AnnlabError as err:
+        raise AnnlabError(f"{err} {expected_input(meta)}") from None
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -101,9 +132,8 @@ def _shape_array(array: np.ndarray, path: Path, meta: dict[str, Any]) -> np.ndar
     if array.shape[1:] != shape:
         what = "images" if meta.get("is_image") else "rows"
         raise AnnlabError(
-            f"'{path}' holds {what} of shape {array.shape[1:]} (array {array.shape}); the model "
-            f"takes {shape}: give an array of shape (n, {', '.join(map(str, shape))})"
-            f"{f' or (n, {size})' if len(shape) > 1 else ''}, in the training feature order."
+            f"'{path}' holds {what} of shape {array.shape[1:]} (array {array.shape}): give an "
+            "array in the training feature order."
         )
     if len(array) == 0:
         raise AnnlabError(f"'{path}' holds no rows: nothing to predict.")
@@ -115,35 +145,66 @@ def _shape_array(array: np.ndarray, path: Path, meta: dict[str, Any]) -> np.ndar
     return array
 
 
-def _read_table(path: Path):
+def _read_table(path: Path, header: int | None = 0):
     import pandas as pd
 
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if path.name.lower().endswith(".tsv") else ",")
+        sep = "\t" if path.name.lower().endswith(".tsv") else ","
+        return pd.read_csv(path, sep=sep, header=header)
     except pd.errors.EmptyDataError:
         raise AnnlabError(
-            f"Data file '{path}' is empty: it needs a header row with the feature names and at least one row."
+            f"Data file '{path}' is empty: it needs at least one row (a header row of feature "
+            "names is optional)."
         ) from None
     except Exception as err:  # pandas / pyarrow parse errors have many types
         first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise AnnlabError(
-            f"Cannot read '{path}' as a table ({first}): save it as CSV with a header row, or as Parquet."
-        ) from None
+        raise AnnlabError(f"Cannot read '{path}' as a table ({first}): save it as CSV or Parquet.") from None
+
+
+def _is_number(label: Any) -> bool:
+    try:
+        float(str(label))
+    except ValueError:
+        return False
+    return True
 
 
 def _from_table(path: Path, meta: dict[str, Any]) -> Features:
+    """Columns by name when the training names are all there; else, with exactly one column per
+    feature and no header (or none of the training names), by position."""
     import pandas as pd
 
     frame = _read_table(path)
     names = [str(n) for n in meta["feature_names"]]
     frame.columns = [str(c) for c in frame.columns]
     missing = [n for n in names if n not in frame.columns]
-    if missing:
+    by_position = ""
+    # pandas' and NumPy's default header: 0, 1, ..., n-1 (`DataFrame(X).to_csv(index=False)`)
+    default_header = list(frame.columns) == [str(i) for i in range(frame.shape[1])]
+    if (
+        missing
+        and not default_header
+        and all(_is_number(c) for c in frame.columns)
+        and not path.name.lower().endswith((".parquet", ".pq"))
+    ):
+        # The "header" is a row of numbers: the file has no header. Read it again, all rows.
+        frame = _read_table(path, header=None)
+        by_position = "no header row"
+    elif missing and not set(names) & set(frame.columns) and frame.shape[1] == len(names):
+        by_position = "the column names are not the training names"
+    if by_position:
+        if frame.shape[1] != len(names):
+            raise AnnlabError(
+                f"'{path}' has no header row and {frame.shape[1]} columns per row; the model takes "
+                f"{len(names)}: give rows of {len(names)} numbers in the training feature order."
+            )
+        frame.columns = names
+    elif missing:
         raise AnnlabError(
-            f"'{path}' lacks the feature columns {_names(missing)}: the model takes {len(names)} "
-            f"columns named as in training {_names(names)}; the file has {_names(list(frame.columns))}."
+            f"'{path}' lacks the feature columns {_names(missing)}, named as in training; the file "
+            f"has {_names(list(frame.columns))}."
         )
     if frame.empty:
         raise AnnlabError(f"'{path}' has a header but no rows: nothing to predict.")
@@ -152,19 +213,20 @@ def _from_table(path: Path, meta: dict[str, Any]) -> Features:
     for j, name in enumerate(names):
         column = frame[name]
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        where = f"Column {name!r}" if not by_position else f"Column {j + 1}"
         text = column[np.isnan(values) & column.notna().to_numpy()]
         if len(text):
             raise AnnlabError(
-                f"Column {name!r} of '{path}' holds non-numeric values (row {text.index[0] + 1}: "
+                f"{where} of '{path}' holds non-numeric values (row {text.index[0] + 1}: "
                 f"{str(text.iloc[0])[:40]!r}): features must be numbers; encode or fix them."
             )
         bad = ~np.isfinite(values)
         if bad.any():
             rows = np.flatnonzero(bad)
             raise AnnlabError(
-                f"Column {name!r} of '{path}' has {len(rows)} missing or infinite values (first "
+                f"{where} of '{path}' has {len(rows)} missing or infinite values (first "
                 f"in row {rows[0] + 1}): fill or drop those rows."
             )
         X[:, j] = values
     shape = tuple(int(s) for s in meta["input_shape"])
-    return Features(X.reshape((len(X), *shape)), ignored)
+    return Features(X.reshape((len(X), *shape)), ignored, by_position)

@@ -84,8 +84,7 @@ def predict_file(model_ref: str, data: str | Path, output: str | Path, top_k: in
     features = read_features(data, loaded.meta)
     columns = predict_rows(loaded.model, loaded.meta, features.X, top_k)
     write_csv(output, columns)
-    ignored = f"; ignored columns {features.ignored}" if features.ignored else ""
     return (
         f"predict: {len(features.X)} rows of {data} with {loaded.source} "
-        f"({loaded.meta.get('name', '?')}, {loaded.meta['task']}) -> {output}{ignored}"
+        f"({loaded.meta.get('name', '?')}, {loaded.meta['task']}) -> {output}{features.note()}"
     )

@@ -36,6 +36,6 @@ def write_request(model_ref: str, data: str | Path, output: str | Path) -> str:
     with atomic_file(output) as handle:
         json.dump(serving_request(loaded.meta, features.X), handle)
     return (
-        f"request: {len(features.X)} rows of {data} for {loaded.source} -> {output} "
+        f"request: {len(features.X)} rows of {data} for {loaded.source} -> {output}{features.note()} "
         f"(curl -H 'Content-Type: application/json' -d @{output} http://127.0.0.1:PORT/invocations)"
     )

@@ -3,7 +3,8 @@
 `mlflow.keras.log_model(..., input_example=...)` fails in MLflow 3.17 with
 `FileNotFoundError ... input_example.json` (mlflow#16183): `mlflow.keras.save_model` writes the
 example before creating the model folder. `_KerasFlavor` creates the folder first and then
-delegates to the real flavour, so the logged model is a plain `mlflow.keras` model.
+delegates to the real flavour, so the logged model is a plain `mlflow.keras` model; only its
+python_function loader is annlab's (`pyfunc_loader`: safe mode, no progress bar per request).
 Requirements are given explicitly: inferring them imports TensorFlow in a subprocess (~9 s).
 """
 
@@ -38,18 +39,13 @@ class _KerasFlavor:
         kwargs.pop("validate_serving_input", None)
         result = mlflow.keras.save_model(path=path, **kwargs)
         mlflow_model = kwargs.get("mlflow_model")
-        if mlflow_model is not None and uses_annlab_classes(kwargs["model"]):
+        if mlflow_model is not None:
             mlflow_model.flavors["python_function"]["loader_module"] = PYFUNC_LOADER
             mlflow_model.save(os.path.join(path, "MLmodel"))
         return result
 
 
 PYFUNC_LOADER = "annlab.tracking.pyfunc_loader"
-
-
-def uses_annlab_classes(model) -> bool:
-    """True for models Keras can rebuild only after annlab registered its classes."""
-    return type(model).__module__.startswith("annlab.")
 
 
 def pip_requirements() -> list[str]:

@@ -239,15 +239,27 @@ def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float 
     raise AssertionError("unreachable")
 
 
+# MLflow 3 marks what kind of work an experiment holds; the UI's experiment page and MLflow's
+# own tools read it. annlab's experiments are model training: the runs table, not GenAI traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it if needed (when several processes race to create it,
-    the others find the one that won)."""
+    """The experiment's id, creating it if needed, marked as a model-training experiment (an
+    existing one without a kind gets the mark); when several processes race to create it, the
+    others find the one that won."""
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    kind = {EXPERIMENT_KIND_TAG: TRAINING_KIND}
 
     def get_or_create() -> str:
         found = mlflow.get_experiment_by_name(name)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:
+                client = mlflow.MlflowClient()
+                client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
             return found.experiment_id
         root = dvc_executor_root()
         location = None
@@ -256,7 +268,7 @@ def ensure_experiment(name: str) -> str:
             # here the DVC temp copy that is deleted afterwards: use the project root's mlruns/.
             location = str(root / "mlruns" / uuid.uuid4().hex)
         try:
-            return mlflow.create_experiment(name, artifact_location=location)
+            return mlflow.create_experiment(name, artifact_location=location, tags=kind)
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

@@ -33,9 +33,25 @@ def config_fingerprint(cfg: Config) -> str:
 
 
 def model_summary(model) -> str:
-    """Layer names, output shapes, parameter counts, then every weight's shape."""
+    """Layer names, output shapes, parameter counts, then every weight's shape.
+
+    Keras sizes the table to the terminal (`COLUMNS`, else the tty, else 80 columns) and cuts
+    what does not fit: in a narrow terminal or a DVC log the "Param #" column and the right
+    border were lost. The terminal is declared wide while Keras prints, so the table always has
+    Keras' own full width (88 columns, 108 with "Connected to") wherever it was written.
+    """
+    import os
+
     lines: list[str] = []
-    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "200"  # rich and shutil.get_terminal_size both read it
+    try:
+        model.summary(print_fn=lambda text, **_: lines.append(text.rstrip("\n")))
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
     weights = [f"  {w.path}: {tuple(w.shape)}" for w in model.weights]
     return "\n".join([*lines, "", "Weights (get_weights shapes):", *weights]) + "\n"
 
