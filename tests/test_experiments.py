@@ -57,6 +57,24 @@ def test_every_example_of_the_chapter_is_an_experiment():
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_builds_its_model_on_its_data(name, compose, workdir, data):
+    """Quick: each experiment composes, validates, prepares its (small) data and builds."""
+    from annlab.data.split import load_splits
+    from annlab.models.build import build_model
+
+    cfg = compose(f"experiment={name}", *small_data_overrides(name, data))
+    prepare(cfg)
+    split(cfg)
+    splits = load_splits("data/processed")
+    if cfg.model.name == "perceptron":
+        assert splits.meta.task == "binary"
+        return
+    model, head = build_model(cfg, splits.meta, splits.scaler)
+    assert model.count_params() > 0 and head.units == splits.meta.n_outputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_and_is_tracked(name, compose, workdir, data):
     cfg = compose(f"experiment={name}", "training.epochs=2", *small_data_overrides(name, data))
     assert cfg.experiment_name == name
@@ -101,7 +119,10 @@ def test_experiment_runs_and_is_tracked(name, compose, workdir, data):
 
 def test_fashion_replica_has_the_books_parameter_count_and_classes(compose, workdir, data):
     cfg = compose(
-        "experiment=fashion_mnist_mlp", "training.epochs=1", *small_data_overrides("fashion_mnist_mlp", data)
+        "experiment=fashion_mnist_mlp",
+        "training.epochs=1",
+        "tracking.enabled=false",
+        *small_data_overrides("fashion_mnist_mlp", data),
     )
     prepare(cfg)
     split(cfg)
@@ -120,7 +141,7 @@ def test_perceptron_matches_scikit_learn(compose, workdir):
 
     from annlab.data.split import load_splits
 
-    cfg = compose("experiment=iris_perceptron")
+    cfg = compose("experiment=iris_perceptron", "tracking.enabled=false")
     prepare(cfg)
     split(cfg)
     train(cfg)
@@ -132,6 +153,7 @@ def test_perceptron_matches_scikit_learn(compose, workdir):
     assert splits.meta.class_names == ["not setosa", "setosa"]
 
 
+@pytest.mark.slow
 def test_subclassed_model_loads_as_pyfunc_in_a_fresh_process(compose, workdir, data):
     """MLflow's scoring server imports nothing of annlab: the logged subclassed model's pyfunc
     loader registers the class itself."""

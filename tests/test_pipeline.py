@@ -228,6 +228,7 @@ def test_stages_that_do_not_train_never_import_tensorflow(workdir):
     assert proc.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_keras_loads_without_its_optional_scikit_learn_and_matplotlib_parts():
     """Pins what annlab.quiet_tensorflow relies on: Keras imports without scikit-learn and
     matplotlib when they are absent at its import, trains, and both import normally after."""

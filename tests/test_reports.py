@@ -24,7 +24,7 @@ from annlab.stages.report import report
 from annlab.stages.split import split
 from annlab.stages.train import train
 from browser import dump_dom, screenshot
-from conftest import assert_stopped, free_port, mode_of, tool_env, umask, wait_until_healthy
+from conftest import assert_stopped, free_port, mode_of, seed_store, tool_env, umask, wait_until_healthy
 
 
 def run_pipeline(cfg) -> None:
@@ -33,7 +33,7 @@ def run_pipeline(cfg) -> None:
 
 
 @pytest.fixture(scope="module")
-def classification_report(tmp_path_factory) -> Path:
+def classification_report(tmp_path_factory, empty_store) -> Path:
     """Two digits runs of one experiment (the second is reported and compared), written under
     umask 022 as a user's shell has it."""
     from annlab.config import compose_config
@@ -42,15 +42,12 @@ def classification_report(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("report")
     old_cwd, old_uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
     os.chdir(folder)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{seed_store(empty_store, folder / 'mlflow.db')}"
     try:
         with umask(0o022):
             for rate in ("0.002", "0.05"):
-                run_pipeline(
-                    compose_config(
-                        ["training.epochs=3", f"optimizer.learning_rate={rate}"], config_dir=ROOT / "conf"
-                    )
-                )
+                overrides = ["training.epochs=3", "model.n_neurons=[64]", f"optimizer.learning_rate={rate}"]
+                run_pipeline(compose_config(overrides, config_dir=ROOT / "conf"))
     finally:
         os.chdir(old_cwd)
         if old_uri is None:
@@ -60,6 +57,7 @@ def classification_report(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_markdown_report_has_every_section(classification_report):
     text = (classification_report / "reports" / "report.md").read_text()
     for section in (
@@ -123,6 +121,7 @@ def test_run_settings_say_what_differs_between_runs():
     assert run_settings([{"params": base, "overrides": "(none)"}]) == ["defaults"]
 
 
+@pytest.mark.slow
 def test_outputs_have_the_mode_a_plain_open_gives(classification_report):
     """Under umask 022 every output is readable by others (0644 / 0755), as `open()` makes it."""
     reports = classification_report / "reports"
@@ -133,6 +132,7 @@ def test_outputs_have_the_mode_a_plain_open_gives(classification_report):
     assert mode_of(classification_report / "models" / "model.keras") == 0o644
 
 
+@pytest.mark.slow
 def test_html_report_is_self_contained(classification_report):
     page = (classification_report / "reports" / "report.html").read_text()
     sources = re.findall(r"src='([^']*)'", page)
@@ -244,6 +244,7 @@ def test_annlab_ui_opens_the_runs_and_stops_on_sigterm(classification_report, tm
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_regression_report_has_predicted_against_actual(compose, workdir):
     run_pipeline(
         compose(

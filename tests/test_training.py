@@ -55,6 +55,7 @@ def _run_id() -> str:
     return json.loads(Path("models/run.json").read_text())["run_id"]
 
 
+@pytest.mark.slow
 def test_callbacks_lr_finder_and_tensorboard(compose, workdir):
     cfg = compose(
         "dataset=iris",
@@ -85,6 +86,7 @@ def test_callbacks_lr_finder_and_tensorboard(compose, workdir):
     assert logdir.name.startswith("digits_mlp-") and any(logdir.rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
     cfg = compose("training.epochs=1")
     prepare(cfg)
@@ -98,6 +100,7 @@ def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
     assert "hidden_2/kernel: (300, 100)" in text and "output/bias: (10,)" in text
 
 
+@pytest.mark.slow
 def test_many_steps_per_execution_train_the_same_weights_as_one(compose, workdir):
     """The default of 128 batches per call is a speed-up only: same history, same weights."""
     import numpy as np
@@ -107,7 +110,9 @@ def test_many_steps_per_execution_train_the_same_weights_as_one(compose, workdir
     results = []
     for steps in (1, 128):
         cfg = compose(
-            "training.epochs=3",
+            "training.epochs=2",
+            "model.n_neurons=[32]",
+            "model.n_hidden=1",
             f"training.steps_per_execution={steps}",
             "tracking.enabled=false",
             f"paths.models=models_{steps}",
@@ -153,6 +158,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert "test_accuracy" in found.data.metrics
 
 
+@pytest.mark.slow
 def test_objective_is_the_kept_models_value_not_the_best_seen(compose, workdir):
     """Early stopping restores val_loss's best epoch; val_accuracy peaks later. The objective
     (run.json, MLflow) is val_accuracy of the epoch whose weights were saved, and the saved
@@ -187,6 +193,7 @@ def test_objective_is_the_kept_models_value_not_the_best_seen(compose, workdir):
     assert float(np.mean(predicted == y)) == pytest.approx(objective["value"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_auxiliary_output_loss_weights_are_applied(compose, workdir, tmp_path):
     """The loss the model reports is 0.9 x main + 0.1 x auxiliary: evaluated on the validation
     split in one batch (per-batch averaging aside), with the saved model's compiled loss."""
