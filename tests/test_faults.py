@@ -47,9 +47,16 @@ def prepared(tmp_path) -> Path:
     return make_project(tmp_path / "p", LONG_TRAINING, ["prepare", "split"])
 
 
+@pytest.fixture(scope="module")
+def straight_history(tmp_path_factory) -> pd.DataFrame:
+    """The same training, never interrupted (once for both signals)."""
+    straight = make_project(tmp_path_factory.mktemp("straight"), LONG_TRAINING, ["prepare", "split", "train"])
+    return pd.read_csv(straight / "models" / "history.csv")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_training_is_killed_and_resumes(prepared, tmp_path, signum):
+def test_interrupted_training_is_killed_and_resumes(prepared, straight_history, signum):
     project = prepared
     before = tree_digest(project)
     proc = subprocess.Popen(
@@ -90,8 +97,7 @@ def test_interrupted_training_is_killed_and_resumes(prepared, tmp_path, signum):
 
     # The same config trained without interruption ends at (nearly) the same place. Exact
     # equality is not expected: after a restore the data are shuffled from a fresh iterator.
-    straight = make_project(tmp_path / "straight", LONG_TRAINING, ["prepare", "split", "train"])
-    reference = pd.read_csv(straight / "models" / "history.csv")
+    reference = straight_history
     assert history["val_accuracy"].iloc[-1] == pytest.approx(reference["val_accuracy"].iloc[-1], abs=0.05)
     assert history["val_loss"].iloc[-1] == pytest.approx(reference["val_loss"].iloc[-1], rel=0.3)
 

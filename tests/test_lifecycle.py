@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from annlab.errors import AnnlabError
-from conftest import mode_of, run, tool_env, umask
+from conftest import mode_of, run, seed_store, tool_env, umask
 from lifecycle_support import (
     DIABETES,
     DIGITS,
@@ -36,8 +36,8 @@ MODELS = {
 
 
 @pytest.fixture(scope="module")
-def store_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
+def store_uri(tmp_path_factory, empty_store) -> str:
+    return f"sqlite:///{seed_store(empty_store, tmp_path_factory.mktemp('store') / 'mlruns.db')}"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from annlab.errors import AnnlabError
-from conftest import tool_env
+from conftest import seed_store, tool_env
 from lifecycle_support import (
     IRIS,
     SUBCLASSED,
@@ -29,8 +29,8 @@ LEARNING_RATES = ("0.001", "0.01", "0.05")
 
 
 @pytest.fixture(scope="module")
-def store_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
+def store_uri(tmp_path_factory, empty_store) -> str:
+    return f"sqlite:///{seed_store(empty_store, tmp_path_factory.mktemp('store') / 'mlruns.db')}"
 
 
 @pytest.fixture(scope="module")

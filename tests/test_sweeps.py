@@ -376,7 +376,7 @@ def test_dvc_queue_runs_both_experiments_into_the_project_store(project):
         if "Queued" not in status and "Running" not in status:
             break
         assert time.monotonic() < deadline, status
-        time.sleep(5)
+        time.sleep(1)
     failed = [line.split()[1] for line in status.splitlines() if " Failed" in line]
     logs = [run(["dvc", "queue", "logs", name], project, env, check=False).stdout[-3000:] for name in failed]
     assert status.count("Success") == 2, status + "\n".join(logs)
