@@ -108,9 +108,12 @@ def train_small(
         split(cfg, root / "data" / "raw", root / "data" / "processed")
         kwargs = {"parent_run_id": parent_run_id} if parent_run_id else {}
         train(cfg, root / "data" / "processed", root / "models", **kwargs)
-        if evaluate:
-            evaluate_stage(cfg, root / "data" / "processed", root / "models", root / "reports")
     run_id = json.loads((root / "models" / "run.json").read_text())["run_id"]
+    if evaluate:
+        from annlab.tracking.runs import log_evaluation
+
+        evaluate_stage(cfg, root / "data" / "processed", root / "models", root / "reports")
+        log_evaluation(run_id, root / "reports")  # as the report stage or annlab-train does
     return Trained(root, cfg, run_id)
 
 

@@ -15,6 +15,7 @@ from annlab.stages.evaluate import evaluate_stage
 from annlab.stages.prepare import prepare
 from annlab.stages.split import split
 from annlab.stages.train import train
+from annlab.tracking.runs import log_evaluation
 from conftest import ROOT
 from datafiles import write_idx_set, write_statlib
 
@@ -82,8 +83,9 @@ def test_experiment_runs_and_is_tracked(name, compose, workdir, data):
     split(cfg)
     train(cfg)
     evaluate_stage(cfg)
-
     run_id = json.loads(Path("models/run.json").read_text())["run_id"]
+    log_evaluation(run_id, Path("reports"))  # as the report stage or annlab-train does
+
     run = mlflow.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert mlflow.get_experiment(run.info.experiment_id).name == name

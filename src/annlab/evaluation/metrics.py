@@ -1,4 +1,5 @@
-"""Scores of a trained model on the held-out test split, from its outputs there."""
+"""Scores of a trained model on the held-out test split, from its outputs there (NumPy only:
+the evaluate stage imports neither TensorFlow nor scikit-learn, whose import alone takes 1 s)."""
 
 from __future__ import annotations
 
@@ -41,16 +42,43 @@ def evaluate(
     return Evaluation(metrics, predictions, details)
 
 
-def _classification(output, y, splits: Splits, task: str):
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: actual class, columns: predicted class (scikit-learn's layout)."""
+    index = y.astype(np.int64) * n_classes + pred.astype(np.int64)
+    return np.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
+
+def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall, F1 and support per class, 0 where undefined (as scikit-learn's
+    `precision_recall_fscore_support(..., zero_division=0)`; tests/test_evaluation.py checks)."""
+    tp = np.diag(matrix).astype(np.float64)
+    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(tp), where=both > 0)
+    return precision, recall, f1, support
+
+
+def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MSE, RMSE, MAE and R² (1 for a perfect fit of a constant target, as scikit-learn)."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    residual = y - pred
+    mse = float(np.mean(residual**2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    unexplained = float(np.sum(residual**2))
+    r2 = 1.0 - unexplained / total if total > 0 else (1.0 if unexplained == 0 else 0.0)
+    return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(residual))), "r2": r2}
+
+
+def _classification(output, y, splits: Splits, task: str):
     names = splits.meta.class_names or [str(i) for i in range(output.shape[-1])]
     proba = class_probabilities(output, task)
     pred = proba.argmax(axis=1)
-    labels = list(range(len(names)))
-    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    matrix = confusion_matrix(y, pred, len(names))
+    precision, recall, f1, support = per_class_scores(matrix)
     metrics = {
-        "test_accuracy_sklearn": float(accuracy_score(y, pred)),
+        "test_accuracy_argmax": float(np.mean(pred == y)),
         "test_macro_f1": float(np.mean(f1)),
     }
     per_class = {
@@ -66,7 +94,7 @@ def _classification(output, y, splits: Splits, task: str):
     }
     details = {
         "per_class": per_class,
-        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "confusion_matrix": matrix.tolist(),
         "class_names": names,
         "first_predictions": [
             {
@@ -82,16 +110,8 @@ def _classification(output, y, splits: Splits, task: str):
 
 
 def _regression(output, y):
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-
     pred = output.reshape(len(y), -1)[:, 0]
-    mse = float(mean_squared_error(y, pred))
-    metrics = {
-        "test_mse": mse,
-        "test_rmse": float(np.sqrt(mse)),
-        "test_mae": float(mean_absolute_error(y, pred)),
-        "test_r2": float(r2_score(y, pred)),
-    }
+    metrics = {f"test_{k}": v for k, v in regression_scores(y, pred).items()}
     predictions = {
         "actual": np.asarray(y, dtype=np.float64),
         "predicted": pred.astype(np.float64),

@@ -1,7 +1,9 @@
-"""DVC stage `evaluate`: score the trained model on the test split; log to the training run.
+"""DVC stage `evaluate`: score the trained model on the test split.
 
 The train stage wrote the model's outputs on the test split (and Keras' test loss and metrics)
-beside the model, so this stage imports no TensorFlow: scores, predictions table, plot data.
+beside the model, so this stage imports neither TensorFlow nor MLflow: scores, the predictions
+table, plot data. The report stage, which talks to MLflow anyway, logs the scores to the
+training run (`annlab-train` logs them itself).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from annlab.data.split import load_splits
 from annlab.errors import AnnlabError
 from annlab.io import atomic_dir, load_arrays, read_json, write_csv, write_json
 from annlab.stages.common import stage_main
-from annlab.tracking.helper import helper_for
-from annlab.tracking.runs import log_evaluation
 
 METRICS_FILE = "metrics.json"
 EVALUATION_DIR = "evaluation"
@@ -29,19 +29,10 @@ def evaluate_stage(
     splits = load_splits(data_dir or cfg.paths.processed)
     model_dir = Path(model_dir or cfg.paths.models)
     reports = Path(reports_dir or cfg.paths.reports)
-    run_file = model_dir / "run.json"
-    if not run_file.is_file():
-        raise AnnlabError(f"'{run_file}' not found: run `dvc repro train` first.")
-    run_info = read_json(run_file)
-    run_id = run_info.get("run_id") if cfg.tracking.enabled else None
-    # MLflow imports in a helper process while this one computes the scores.
-    with helper_for(cfg.tracking, run_id) as helper:
-        from annlab.evaluation.metrics import evaluate
+    from annlab.evaluation.metrics import evaluate
 
-        outputs, scores = read_test_outputs(model_dir)
-        result = evaluate(cfg, splits, outputs, scores)
-        if helper is not None:
-            helper.call(log_evaluation, run_id, result.metrics, result.details)
+    outputs, scores = read_test_outputs(model_dir)
+    result = evaluate(cfg, splits, outputs, scores)
     with atomic_dir(reports / EVALUATION_DIR) as tmp:
         write_csv(tmp / "predictions.csv", result.predictions)
         write_plot_data(tmp, splits.meta.task, result.predictions)

@@ -89,7 +89,7 @@ def _report(
             ]
         comparison, uri = [], None
         if helper is not None:
-            comparison, uri = helper.call(comparison_and_log, cfg, run_id, list(made.values()))
+            comparison, uri = helper.call(comparison_and_log, cfg, run_id, list(made.values()), reports)
         data = ReportData(
             cfg,
             meta.to_dict(),
@@ -111,13 +111,14 @@ def _report(
     return f"report: {len(made)} figures -> {reports / 'report.md'}, {reports / 'report.html'}"
 
 
-def comparison_and_log(cfg: Config, run_id: str, pngs: list[Path]):
-    """Log the figures to the training run and fetch the experiment's runs to compare
-    (runs in the MLflow helper, the store already configured)."""
+def comparison_and_log(cfg: Config, run_id: str, pngs: list[Path], reports: Path):
+    """Log the test scores and figures to the training run, then fetch the experiment's runs to
+    compare (runs in the MLflow helper, the store already configured)."""
     from annlab.objective import objective_key
     from annlab.reporting.compare import experiment_runs
     from annlab.tracking import queries, runs
 
+    runs.log_evaluation(run_id, reports)
     runs.log_figures(run_id, pngs)
     comparison = []
     with contextlib.suppress(Exception):  # the report must not fail on a comparison query

@@ -55,6 +55,7 @@ def run_job(tree: DictConfig) -> JobResult:
     from annlab.stages.train import train
     from annlab.sweeps.optuna_trial import TrialLink, finish_trial, pruning_callback
     from annlab.tracking import tags
+    from annlab.tracking.runs import log_evaluation
     from annlab.tracking.sweeps import PARENT_ENV, mark_pruned
 
     cfg = validate(tree)
@@ -98,10 +99,12 @@ def run_job(tree: DictConfig) -> JobResult:
             if run_id:
                 mark_pruned(run_id, callbacks[0].pruned_at_epoch)
             return JobResult(None, PRUNED, pruned, run_id)
+    reports = out_dir / "reports"
     print(
-        evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models", reports_dir=out_dir / "reports"),
-        flush=True,
+        evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models", reports_dir=reports), flush=True
     )
+    if run_id:
+        log_evaluation(run_id, reports)  # MLflow is loaded in this process already
     return JobResult(run_info["objective"]["value"], FINISHED, run_id=run_id)
 
 

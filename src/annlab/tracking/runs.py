@@ -75,13 +75,18 @@ def set_tags(tags: dict[str, str]) -> None:
     retry_locked(lambda: mlflow.set_tags(tags))
 
 
-def log_evaluation(run_id: str, metrics: dict[str, float], details: dict) -> None:
-    """The evaluate stage's test metrics and details, on the training run."""
+def log_evaluation(run_id: str, reports_dir) -> None:
+    """What the evaluate stage wrote (its test metrics and details), on the training run."""
+    from pathlib import Path
+
     import mlflow
 
+    from annlab.io import read_json
+
+    reports = Path(reports_dir)
     with run_context(run_id=run_id):
-        log_metrics(metrics)
-        mlflow.log_dict(details, "evaluation/details.json")
+        log_metrics(read_json(reports / "metrics.json"))
+        mlflow.log_dict(read_json(reports / "evaluation" / "details.json"), "evaluation/details.json")
 
 
 def log_figures(run_id: str, pngs: list) -> None:
