@@ -31,6 +31,8 @@ def train(
                 f"cross-validation in {outcome.seconds:.1f}s ({cfg.objective.metric} "
                 f"{outcome.objective:.4f}: mean of the held-out folds){run} -> {target}"
             )
+    if track_kwargs.get("objective_override") is not None:  # the refit of a cross-validated search
+        cv = f"; ranked by its configuration's CV {cfg.objective.metric} {outcome.objective:.4f}"
     epochs_seen = [int(e) for e in outcome.history["epoch"]]
     at = epochs_seen.index(outcome.kept_epoch) if outcome.kept_epoch in epochs_seen else -1
     kept = {k: v[at] for k, v in outcome.history.items() if k in ("loss", "val_loss", cfg.objective.metric)}

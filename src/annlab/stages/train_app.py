@@ -178,7 +178,12 @@ def main() -> None:
     overrides = sys.argv[1:]
     if overrides and not any(arg.startswith("-") for arg in overrides):
         _check_single_run(overrides, config_dir)
-    hydra.main(version_base="1.3", config_path=str(config_dir), config_name="config")(task)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(config_dir), config_name="config")(task)()
+    finally:
+        cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
+        if cv is not None:
+            cv.stop_workers()  # the fold processes a search kept for its trials
 
 
 def _check_single_run(overrides: list[str], config_dir: Path) -> None:

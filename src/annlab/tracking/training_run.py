@@ -151,7 +151,8 @@ def _train(
 
     cv = None
     if cfg.training.cv_folds:
-        cv = _cross_validate(cfg, splits, out_dir, deferred)
+        # the trials of a search reuse the fold processes; a single run ends them at once
+        cv = _cross_validate(cfg, splits, out_dir, deferred, keep_workers=cv_only)
         if cv_only:
             return _finish_cv_only(cfg, cv, out_dir, deferred, uri)
     callbacks = list(extra_callbacks or [])  # e.g. Optuna's pruning callback in a search
@@ -210,13 +211,13 @@ def _train(
 CV_FILE = "cv.json"
 
 
-def _cross_validate(cfg: Config, splits: Splits, out_dir: Path, deferred):
+def _cross_validate(cfg: Config, splits: Splits, out_dir: Path, deferred, keep_workers: bool):
     """The K folds (annlab.training.cv), each logged as a child run of this run."""
     from annlab.training.cv import cross_validate
 
     if deferred is not None:
         deferred.start()  # the run is created while the folds train
-    cv = cross_validate(cfg, splits, log=lambda line: print(line, flush=True))
+    cv = cross_validate(cfg, splits, log=lambda line: print(line, flush=True), keep_workers=keep_workers)
     write_json(out_dir / CV_FILE, _cv_details(cfg, cv))
     if deferred is not None:
         _log_folds(cfg, cv, deferred.wait(), splits)

@@ -16,6 +16,7 @@ where it ran. No MLflow here: `annlab.tracking.training_run` logs each fold as a
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -114,8 +115,11 @@ def fold_jobs(cfg: Config, n_folds: int) -> int:
     return max(1, min(wanted, n_folds))
 
 
-def cross_validate(cfg: Config, splits: Splits, *, log=print) -> CVResult:
-    """Fit and score every fold of `cfg` on `splits.train`; `log` gets one line per fold."""
+def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool = False) -> CVResult:
+    """Fit and score every fold of `cfg` on `splits.train`; `log` gets one line per fold.
+
+    Parallel folds run in joblib's reusable loky processes; `keep_workers` leaves them (and the
+    TensorFlow they imported) for the next call, e.g. the next trial of a sweep."""
     folds = fold_indices(cfg, splits)
     jobs = fold_jobs(cfg, len(folds))
     start = time.perf_counter()
@@ -129,10 +133,14 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print) -> CVResult:
             from joblib import Parallel, delayed
 
             worker_cfg = replace(cfg, training=_one_thread(cfg))
-            results = Parallel(n_jobs=jobs, backend="loky")(
-                delayed(fit_fold_in_worker)(worker_cfg, splits, i, train, held, Path(work))
-                for i, (train, held) in enumerate(folds)
-            )
+            try:
+                results = Parallel(n_jobs=jobs, backend="loky")(
+                    delayed(fit_fold_in_worker)(worker_cfg, splits, i, train, held, Path(work))
+                    for i, (train, held) in enumerate(folds)
+                )
+            finally:
+                if not keep_workers:
+                    stop_workers()
     result = CVResult(list(results), jobs, time.perf_counter() - start)
     for fold in result.folds:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in fold.scores.items())
@@ -141,6 +149,19 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print) -> CVResult:
             f"({fold.epochs_run} epochs, {fold.seconds:.1f}s)"
         )
     return result
+
+
+def stop_workers() -> None:
+    """End this process's fold workers at once. Left alone, a normal exit waits seconds for each
+    to tear its TensorFlow down, and `os._exit` (annlab's stages) would leave them running."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is None:
+        return
+    if hasattr(executor, "terminate"):  # joblib's executor: also removes its memmapped arrays
+        executor.terminate(kill_workers=True)
+    else:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _one_thread(cfg: Config):
