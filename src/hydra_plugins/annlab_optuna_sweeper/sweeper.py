@@ -214,7 +214,7 @@ class AnnlabOptunaSweeper(Sweeper):
 
         from annlab.errors import AnnlabError
         from annlab.sweeps.optuna_trial import TRIAL_ID_ENV, Refit
-        from annlab.sweeps.outcome import outcome_of
+        from annlab.sweeps.outcome import FINISHED, outcome_of
         from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
 
         if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -223,7 +223,7 @@ class AnnlabOptunaSweeper(Sweeper):
         env = {**Refit(best.number, float(best.value)).env(), TRIAL_ID_ENV: ""}
         overrides = [
             *(o for o in fixed if o.split("=", 1)[0].lstrip("+~") != "training.cv_folds"),
-            *(as_override(k, v) for k, v in best.params.items()),
+            *(as_override(k, v) for k, v in best.params.items() if k != "training.cv_folds"),
             "training.cv_folds=0",
             *(f"++hydra.job.env_set.{k}='{v}'" for k, v in env.items()),
         ]
@@ -234,7 +234,7 @@ class AnnlabOptunaSweeper(Sweeper):
         log.info(f"Refit: trial {best.number}'s configuration on the whole training split (job {job_idx})")
         results = self.launcher.launch([overrides], initial_job_idx=job_idx)
         outcome = outcome_of(results[0], job_idx)
-        if outcome.status != "finished":
+        if outcome.status != FINISHED:
             log.warning(f"The refit (job {job_idx}) failed: {outcome.reason}")
         return outcome, results
 
