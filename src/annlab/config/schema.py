@@ -166,8 +166,8 @@ class TrainingConfig:
     # K-fold cross-validation on the training split (0: off; K >= 2: K folds, as scikit-learn's
     # cv=K makes them); the objective is then the mean over the held-out folds
     cv_folds: int = 0
-    # processes fitting the folds at once (0: as many as folds and cores allow; 1: one after
-    # another in this process)
+    # processes fitting the folds at once (0: all folds at once up to twice the cores, else one
+    # per core; 1: one after another in this process)
     cv_jobs: int = 0
 
 
