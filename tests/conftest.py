@@ -115,8 +115,12 @@ def run(
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A copy of the project in a fresh git repo (what a user has after `git clone`)."""
-    dest = tmp_path / "project"
-    dest.mkdir()
+    return copy_project(tmp_path / "project")
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's files copied into `dest`, committed in a fresh git repo."""
+    dest.mkdir(parents=True)
     for name in PROJECT_FILES:
         src = ROOT / name
         target = dest / name

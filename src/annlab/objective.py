@@ -1,7 +1,8 @@
 """The objective every run is ranked by: a metric, its direction, and picking the best.
 
 Training records the objective as the metric `objective_<metric>` (the value of the model it
-kept); sweeps, `annlab promote`, `annlab compare` and the report all rank with the helpers here.
+kept, or with cross-validation the mean over the held-out folds); sweeps, `annlab promote`,
+`annlab compare` and the report all rank with the helpers here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ MAXIMIZE_HINTS = ("accuracy", "auc", "f1", "precision", "recall", "r2")
 def objective_key(metric: str) -> str:
     """The MLflow metric that holds a run's objective."""
     return f"objective_{metric}"
+
+
+def held_out_metric(metric: str) -> str:
+    """What a model scores on held-out rows for a validation metric: `val_loss` -> `loss`.
+
+    Cross-validation ranks a configuration by the mean over its held-out folds of this
+    counterpart of `objective.metric`, as scikit-learn's searches score a candidate."""
+    return metric[len("val_") :] if metric.startswith("val_") else metric
+
+
+def fold_key(name: str) -> str:
+    """The MLflow metric of a fold's run: its held-out score `name` (`fold_loss`)."""
+    return f"fold_{name}"
+
+
+def cv_key(name: str, statistic: str) -> str:
+    """The MLflow metric of a cross-validated run: `cv_loss_mean`, `cv_loss_std`."""
+    return f"cv_{name}_{statistic}"
 
 
 def guess_direction(metric: str) -> str | None:

@@ -163,6 +163,12 @@ class TrainingConfig:
     # split the CPU into this many logical devices (0: leave as is): data-parallel training on
     # one machine without GPUs, e.g. to test `strategy: mirrored`
     logical_cpu_devices: int = 0
+    # K-fold cross-validation on the training split (0: off; K >= 2: K folds, as scikit-learn's
+    # cv=K makes them); the objective is then the mean over the held-out folds
+    cv_folds: int = 0
+    # processes fitting the folds at once (0: all folds at once up to twice the cores, else one
+    # per core; 1: one after another in this process)
+    cv_jobs: int = 0
 
 
 @dataclass
@@ -353,6 +359,17 @@ def check_values(cfg: Config) -> None:
     _expect(
         tr.logical_cpu_devices >= 0,
         f"Expected `training.logical_cpu_devices` >= 0. Received: {tr.logical_cpu_devices}.",
+    )
+    _expect(
+        tr.cv_folds == 0 or tr.cv_folds >= 2,
+        f"Expected `training.cv_folds` to be 0 or >= 2. Received: training.cv_folds={tr.cv_folds}.",
+    )
+    _expect(tr.cv_jobs >= 0, f"Expected `training.cv_jobs` >= 0. Received: training.cv_jobs={tr.cv_jobs}.")
+    _expect(
+        tr.cv_folds == 0 or (model.name != "perceptron" and tr.strategy == "none"),
+        "Expected `training.cv_folds`=0 with "
+        + ("model=perceptron" if model.name == "perceptron" else f"training.strategy={tr.strategy}")
+        + f": cross-validation fits Keras models on one device. Received: training.cv_folds={tr.cv_folds}.",
     )
     _one_of("objective.direction", cfg.objective.direction, ("maximize", "minimize"))
     _expect(cfg.seed >= 0, f"Expected `seed` >= 0. Received: seed={cfg.seed}.")

@@ -53,7 +53,7 @@ def run_job(tree: DictConfig) -> JobResult:
     from annlab.io import read_json
     from annlab.stages.evaluate import evaluate_stage
     from annlab.stages.train import train
-    from annlab.sweeps.optuna_trial import TrialLink, finish_trial, pruning_callback
+    from annlab.sweeps.optuna_trial import Refit, TrialLink, finish_trial, pruning_callback
     from annlab.tracking import tags
     from annlab.tracking.runs import log_evaluation
     from annlab.tracking.sweeps import PARENT_ENV, mark_pruned
@@ -73,13 +73,22 @@ def run_job(tree: DictConfig) -> JobResult:
         if cfg.tracking.run_name is None:
             run_tags["mlflow.runName"] = f"job-{hydra_cfg.job.num}"
     link = TrialLink.from_env()  # set when annlab's Optuna sweeper launched this job
+    refit = Refit.from_env()  # set on the refit job that ends a cross-validated search
+    # a trial of a cross-validated search only cross-validates: its score is the CV mean, and
+    # the sweeper refits the best configuration on the whole training split at the end
+    cv_only = link is not None and cfg.training.cv_folds > 0
     callbacks, trial = [], None
     if link is not None:
         trial = link.open(hydra_cfg.sweeper.get("pruner"))
         run_tags.update({tags.OPTUNA_STUDY: trial.study.study_name, tags.OPTUNA_TRIAL: str(trial.number)})
         if cfg.tracking.run_name is None:
             run_tags["mlflow.runName"] = f"trial-{trial.number}"
-        callbacks.append(pruning_callback(trial, cfg.objective.metric))
+        if not cv_only:  # folds are scored on their held-out rows, not pruned by epoch
+            callbacks.append(pruning_callback(trial, cfg.objective.metric))
+    if refit is not None:
+        run_tags.update({tags.REFIT: "true", tags.REFIT_TRIAL: str(refit.trial)})
+        if cfg.tracking.run_name is None:
+            run_tags["mlflow.runName"] = "refit"
     print(
         train(
             cfg,
@@ -88,17 +97,21 @@ def run_job(tree: DictConfig) -> JobResult:
             extra_tags=run_tags,
             parent_run_id=os.environ.get(PARENT_ENV) or None,
             callbacks=callbacks,
+            cv_only=cv_only,
+            objective_override=refit.objective if refit is not None else None,
         ),
         flush=True,
     )
     run_info = read_json(out_dir / "models" / "run.json")
     run_id = run_info.get("run_id")
     if trial is not None:
-        pruned = finish_trial(trial, callbacks[0], run_id)
+        pruned = finish_trial(trial, callbacks[0] if callbacks else None, run_id)
         if pruned is not None:
             if run_id:
                 mark_pruned(run_id, callbacks[0].pruned_at_epoch)
             return JobResult(None, PRUNED, pruned, run_id)
+    if cv_only:  # no model of its own: nothing to evaluate on the test split
+        return JobResult(run_info["objective"]["value"], FINISHED, run_id=run_id)
     reports = out_dir / "reports"
     print(
         evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models", reports_dir=reports), flush=True
@@ -168,7 +181,12 @@ def main() -> None:
     overrides = sys.argv[1:]
     if overrides and not any(arg.startswith("-") for arg in overrides):
         _check_single_run(overrides, config_dir)
-    hydra.main(version_base="1.3", config_path=str(config_dir), config_name="config")(task)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(config_dir), config_name="config")(task)()
+    finally:
+        cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
+        if cv is not None:
+            cv.stop_workers()  # the fold processes a search kept for its trials
 
 
 def _check_single_run(overrides: list[str], config_dir: Path) -> None:

@@ -20,6 +20,9 @@ from annlab.errors import AnnlabError
 STORAGE_ENV = "ANNLAB_OPTUNA_STORAGE"
 STUDY_ENV = "ANNLAB_OPTUNA_STUDY"
 TRIAL_ID_ENV = "ANNLAB_OPTUNA_TRIAL_ID"
+# the refit job a cross-validated search ends with: the best trial's number and its CV score
+REFIT_TRIAL_ENV = "ANNLAB_REFIT_TRIAL"
+REFIT_OBJECTIVE_ENV = "ANNLAB_REFIT_OBJECTIVE"
 
 
 def open_storage(url: str):
@@ -68,6 +71,30 @@ class TrialLink:
         return optuna.trial.Trial(study, self.trial_id)
 
 
+@dataclass
+class Refit:
+    """This job is the refit of a cross-validated search: the best trial's configuration
+    trained on the whole training split, ranked by that trial's CV score."""
+
+    trial: int
+    objective: float
+
+    @classmethod
+    def from_env(cls) -> Refit | None:
+        if not os.environ.get(REFIT_TRIAL_ENV):
+            return None
+        try:
+            return cls(int(os.environ[REFIT_TRIAL_ENV]), float(os.environ[REFIT_OBJECTIVE_ENV]))
+        except (KeyError, ValueError) as err:
+            raise AnnlabError(
+                f"Incomplete refit settings in the environment ({err}): set {REFIT_TRIAL_ENV} "
+                f"and {REFIT_OBJECTIVE_ENV} together, or neither."
+            ) from None
+
+    def env(self) -> dict[str, str]:
+        return {REFIT_TRIAL_ENV: str(self.trial), REFIT_OBJECTIVE_ENV: repr(float(self.objective))}
+
+
 def pruning_callback(trial, monitor: str):
     """A Keras callback reporting `monitor` after each epoch and stopping when pruned."""
     import keras
@@ -95,6 +122,6 @@ def finish_trial(trial, callback, run_id: str | None) -> str | None:
     """Link the trial to its MLflow run; for a pruned trial, say why (None if not pruned)."""
     if run_id:
         trial.set_user_attr("mlflow_run_id", run_id)
-    if callback.pruned_at_epoch is None:
+    if callback is None or callback.pruned_at_epoch is None:
         return None
     return f"trial {trial.number} pruned after epoch {callback.pruned_at_epoch} ({callback.last_value:.4g})"

@@ -87,10 +87,12 @@ def child_runs(client_, experiment_id_: str, parent_run_id: str) -> list[Any]:
 
 
 def training_runs(client_, experiment_id_: str, finished_only: bool = False) -> list[Any]:
-    """The experiment's training runs (sweep parents left out)."""
+    """The experiment's training runs (sweep parents and cross-validation folds left out)."""
     query = "attributes.status = 'FINISHED'" if finished_only else ""
     return [
-        r for r in search(client_, [experiment_id_], query) if r.data.tags.get(tags.SWEEP_ROLE) != "parent"
+        r
+        for r in search(client_, [experiment_id_], query)
+        if r.data.tags.get(tags.SWEEP_ROLE) != "parent" and tags.CV_FOLD not in r.data.tags
     ]
 
 

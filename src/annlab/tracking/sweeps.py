@@ -307,5 +307,27 @@ def log_search_best(summary: dict[str, Any], path: Path) -> None:
     now = int(time.time() * 1000)
     metrics = [Metric(f"optuna_best_{metric}", summary["best_value"], now, 0)]
     metrics += [Metric(f"optuna_trials_{k}", v, now, 0) for k, v in summary["trials"].items()]
+    # a cross-validated search: the best trial's CV scores, and the refit's run and test scores
+    best_cv = {
+        k: v
+        for k, v in run_metrics(summary.get("mlflow_run_id")).items()
+        if k.startswith("cv_") and k.endswith(("_mean", "_std"))
+    }
+    metrics += [Metric(f"best_{k}", v, now, 0) for k, v in best_cv.items()]
+    refit = summary.get("refit") or {}
+    if refit.get("mlflow_run_id"):
+        run_tags.append(RunTag(tags.REFIT_RUN_ID, refit["mlflow_run_id"]))
+    metrics += [Metric(f"refit_{k}", v, now, 0) for k, v in (refit.get("test_metrics") or {}).items()]
     retry_locked(lambda: client.log_batch(parent, metrics=metrics, params=params, tags=run_tags))
     retry_locked(lambda: client.log_artifact(parent, str(path), "hparams_search"))
+
+
+def run_metrics(run_id: str | None) -> dict[str, float]:
+    """A run's latest metrics, or nothing when there is no run (tracking off)."""
+    if not run_id:
+        return {}
+    from mlflow import MlflowClient
+
+    from annlab.tracking.store import retry_locked
+
+    return dict(retry_locked(lambda: MlflowClient().get_run(run_id)).data.metrics)

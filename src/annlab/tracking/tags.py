@@ -13,6 +13,13 @@ TENSORBOARD_LOGDIR = "annlab.tensorboard_logdir"
 # runs of the Hydra app
 HYDRA_OVERRIDES = "annlab.hydra.overrides"
 HYDRA_OUTPUT_DIR = "annlab.hydra.output_dir"
+# cross-validation (training.cv_folds): each fold's run, a child of the run it scores
+CV_FOLD = "annlab.cv.fold"  # the fold's index, 0-based in scikit-learn's split order
+CV_FOLDS = "annlab.cv.folds"  # K
+# the refit at the end of a cross-validated search: "true" on its run; on the sweep's parent
+REFIT = "annlab.refit"
+REFIT_TRIAL = "annlab.refit.trial"  # the best trial whose config the refit trains
+REFIT_RUN_ID = "annlab.refit.run_id"  # on the parent run
 # sweeps: the parent run, and each job's run
 SWEEP_ROLE = "annlab.sweep.role"  # "parent" on a sweep's parent run
 SWEEP_JOB = "annlab.sweep.job"

@@ -33,6 +33,7 @@ class TrainOutcome:
     objective: float | None
     resumed_from_epoch: int = 0
     kept_epoch: int = 0  # the epoch whose weights the saved model holds (0-based)
+    cv: Any = None  # annlab.training.cv.CVResult with training.cv_folds
 
 
 def train_and_track(
@@ -43,8 +44,17 @@ def train_and_track(
     extra_tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
     callbacks: list | None = None,
+    cv_only: bool = False,
+    objective_override: float | None = None,
 ) -> TrainOutcome:
     """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow.
+
+    With `training.cv_folds` = K the configuration is first cross-validated on the training
+    split: each fold is a child run of this run (`fold_<score>` of its held-out fold), this run
+    logs `cv_<score>_mean` / `_std`, and its objective is the mean over the held-out folds. With
+    `cv_only` (a trial of a cross-validated search) that is all; otherwise the model is then
+    trained on the whole training split as usual. `objective_override` is recorded as the
+    objective instead of the model's own (the refit of a search: its config's CV score).
 
     The MLflow run is created in the background once training starts (`DeferredRun`), and
     always ends: FINISHED, FAILED with the reason, or KILLED on SIGINT / SIGTERM. State for
@@ -83,7 +93,9 @@ def train_and_track(
     state_dir = STATE_ROOT / config_fingerprint(cfg)
     try:
         with interrupts_as_exceptions():
-            outcome = _train(cfg, splits, out_dir, deferred, uri, state_dir, callbacks)
+            outcome = _train(
+                cfg, splits, out_dir, deferred, uri, state_dir, callbacks, cv_only, objective_override
+            )
     except KeyboardInterrupt:
         if deferred is not None:
             deferred.end("KILLED", "interrupted by a signal")
@@ -132,9 +144,17 @@ def _train(
     uri: str | None,
     state_dir: Path,
     extra_callbacks: list | None = None,
+    cv_only: bool = False,
+    objective_override: float | None = None,
 ) -> TrainOutcome:
     from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
+    cv = None
+    if cfg.training.cv_folds:
+        # the trials of a search reuse the fold processes; a single run ends them at once
+        cv = _cross_validate(cfg, splits, out_dir, deferred, keep_workers=cv_only)
+        if cv_only:
+            return _finish_cv_only(cfg, cv, out_dir, deferred, uri)
     callbacks = list(extra_callbacks or [])  # e.g. Optuna's pruning callback in a search
     if deferred is not None:
         callbacks.append(deferred.keras_callback(previous=read_epochs(state_dir / EPOCHS_FILE)))
@@ -150,6 +170,10 @@ def _train(
         tensorboard_dir=tb_dir,
     )
     summary, meta, objective = save_training_outputs(cfg, splits, result, out_dir)
+    if cv is not None:
+        objective = cv.objective(cfg.objective.metric)  # the configuration's CV score
+    if objective_override is not None:
+        objective = objective_override
     run_id = None
     if deferred is not None:
         import mlflow
@@ -159,6 +183,142 @@ def _train(
         run_id = deferred.wait()
         retry_locked(lambda: mlflow.start_run(run_id=run_id))  # the run, now in this thread
         _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir, meta)
+        if cv is not None:
+            from annlab.tracking import runs
+
+            runs.log_metrics(_cv_metrics(cfg, cv, with_objective=False))  # logged above
+        deferred.end("FINISHED")
+    objective_info: dict[str, Any] = {"metric": cfg.objective.metric, "value": objective}
+    objective_info["epoch"] = result.kept_epoch
+    if cv is not None:
+        objective_info["source"] = f"mean of {len(cv.folds)} held-out folds"
+    elif objective_override is not None:
+        objective_info["source"] = "given (the cross-validated score of this configuration)"
+    write_json(
+        out_dir / RUN_FILE,
+        {
+            "run_id": run_id,
+            "experiment_name": cfg.experiment_name,
+            "tracking_uri": uri,
+            "objective": objective_info,
+        },
+    )
+    return TrainOutcome(
+        run_id, result.history, result.seconds, objective, result.initial_epoch, result.kept_epoch, cv
+    )
+
+
+CV_FILE = "cv.json"
+
+
+def _cross_validate(cfg: Config, splits: Splits, out_dir: Path, deferred, keep_workers: bool):
+    """The K folds (annlab.training.cv), each logged as a child run of this run."""
+    from annlab.training.cv import cross_validate
+
+    if deferred is not None:
+        deferred.start()  # the run is created while the folds train
+    cv = cross_validate(cfg, splits, log=lambda line: print(line, flush=True), keep_workers=keep_workers)
+    write_json(out_dir / CV_FILE, _cv_details(cfg, cv))
+    if deferred is not None:
+        _log_folds(cfg, cv, deferred.wait(), splits)
+    return cv
+
+
+def _cv_details(cfg: Config, cv) -> dict[str, Any]:
+    return {
+        "folds": cfg.training.cv_folds,
+        "jobs": cv.jobs,
+        "seconds": cv.seconds,
+        "objective": {"metric": cfg.objective.metric, "value": cv.objective(cfg.objective.metric)},
+        "summary": cv.summary(),
+        "per_fold": [
+            {
+                "fold": f.index,
+                "train_rows": f.train_rows,
+                "held_out_rows": f.held_out_rows,
+                "scores": f.scores,
+                "epochs": f.epochs_run,
+                "kept_epoch": f.kept_epoch,
+                "seconds": f.seconds,
+            }
+            for f in cv.folds
+        ],
+    }
+
+
+def _cv_metrics(cfg: Config, cv, with_objective: bool = True) -> dict[str, float]:
+    from annlab.objective import objective_key
+
+    metrics = {**cv.summary(), "cv_folds": len(cv.folds), "cv_jobs": cv.jobs, "cv_seconds": cv.seconds}
+    if with_objective:
+        metrics[objective_key(cfg.objective.metric)] = cv.objective(cfg.objective.metric)
+    return metrics
+
+
+def _log_folds(cfg: Config, cv, run_id: str, splits: Splits) -> None:
+    """One child run of `run_id` per fold: its held-out scores (`fold_<name>`), its per-epoch
+    metrics, and the fold's index as a tag."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    from annlab.objective import fold_key
+    from annlab.tracking.store import retry_locked
+
+    client = mlflow.MlflowClient()
+    experiment_id = retry_locked(lambda: client.get_run(run_id)).info.experiment_id
+    now = int(time.time() * 1000)
+    for fold in cv.folds:
+        fold_tags = {
+            "mlflow.parentRunId": run_id,
+            tags.CV_FOLD: str(fold.index),
+            tags.CV_FOLDS: str(len(cv.folds)),
+            tags.DATASET: splits.meta.name,
+            tags.MODEL: cfg.model.name,
+        }
+        child = retry_locked(
+            lambda fold_tags=fold_tags, fold=fold: client.create_run(
+                experiment_id, tags=fold_tags, run_name=f"fold-{fold.index}"
+            )
+        )
+        child_id = child.info.run_id
+        metrics = [Metric(fold_key(k), v, now, 0) for k, v in fold.scores.items()]
+        metrics += [
+            Metric("train_seconds", fold.seconds, now, 0),
+            Metric("epochs_run", fold.epochs_run, now, 0),
+            Metric("kept_epoch", fold.kept_epoch, now, 0),
+        ]
+        epochs = [int(e) for e in fold.history.get("epoch", [])]
+        for key, values in fold.history.items():
+            if key != "epoch":
+                metrics += [Metric(key, float(v), now, e) for e, v in zip(epochs, values, strict=False)]
+        params = [
+            Param("cv.fold", str(fold.index)),
+            Param("cv.folds", str(len(cv.folds))),
+            Param("cv.train_rows", str(fold.train_rows)),
+            Param("cv.held_out_rows", str(fold.held_out_rows)),
+        ]
+        retry_locked(lambda child_id=child_id, params=params: client.log_batch(child_id, params=params))
+        for i in range(0, len(metrics), 1000):
+            chunk = metrics[i : i + 1000]
+            retry_locked(lambda child_id=child_id, chunk=chunk: client.log_batch(child_id, metrics=chunk))
+        retry_locked(lambda child_id=child_id: client.set_terminated(child_id, "FINISHED"))
+
+
+def _finish_cv_only(cfg: Config, cv, out_dir: Path, deferred, uri: str | None) -> TrainOutcome:
+    """A trial of a cross-validated search: its score is the CV mean; no model of its own."""
+    objective = cv.objective(cfg.objective.metric)
+    run_id = None
+    if deferred is not None:
+        import mlflow
+
+        from annlab.tracking import runs
+        from annlab.tracking.store import retry_locked
+
+        run_id = deferred.wait()
+        retry_locked(lambda: mlflow.start_run(run_id=run_id))
+        runs.log_metrics({**_cv_metrics(cfg, cv), "train_seconds": cv.seconds})
+        mlflow.log_dict(to_dict(cfg), "config/resolved_config.yaml")
+        mlflow.log_artifact(str(out_dir / CV_FILE), artifact_path="cv")
         deferred.end("FINISHED")
     write_json(
         out_dir / RUN_FILE,
@@ -166,12 +326,15 @@ def _train(
             "run_id": run_id,
             "experiment_name": cfg.experiment_name,
             "tracking_uri": uri,
-            "objective": {"metric": cfg.objective.metric, "value": objective, "epoch": result.kept_epoch},
+            "objective": {
+                "metric": cfg.objective.metric,
+                "value": objective,
+                "source": f"mean of {len(cv.folds)} held-out folds",
+            },
+            "cv_only": True,
         },
     )
-    return TrainOutcome(
-        run_id, result.history, result.seconds, objective, result.initial_epoch, result.kept_epoch
-    )
+    return TrainOutcome(run_id, {}, cv.seconds, objective, cv=cv)
 
 
 def _log_outputs(

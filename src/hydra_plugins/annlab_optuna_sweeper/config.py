@@ -34,6 +34,10 @@ class AnnlabOptunaSweeperConf:
     params: dict[str, str] = field(default_factory=dict)
     # Where the best params are written; null: <paths.reports>/hparams_search/<study>_best.yaml
     best_params_file: str | None = None
+    # When the trials cross-validate (training.cv_folds >= 2): at the end, train the best
+    # configuration on the whole training split and evaluate it on the test split, as one more
+    # job (a child run tagged annlab.refit=true), as RandomizedSearchCV's refit=True does.
+    refit: bool = True
 
 
 ConfigStore.instance().store(

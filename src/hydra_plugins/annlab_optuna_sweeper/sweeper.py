@@ -12,7 +12,13 @@ ask-and-tell, so any Hydra launcher (basic, joblib, Ray) runs the trials:
   and the sweep exits non-zero at its end (annlab.sweeps.outcome); trials cut short by Ctrl-C or
   a killed sweeper are marked and redone on resume;
 - the best params go to <paths.reports>/hparams_search/<study>_best.yaml and to the sweep's
-  MLflow parent run.
+  MLflow parent run;
+- with cross-validated trials (`training.cv_folds` >= 2, each trial scored by the mean over its
+  held-out folds, no model of its own) the search ends with a refit, as RandomizedSearchCV's
+  `refit=True`: one more job through the same launcher trains the best configuration on the
+  whole training split and evaluates it on the test split; its run is tagged
+  `annlab.refit=true` and ranked by that configuration's CV score, so `annlab promote
+  --parent-run` picks it.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class AnnlabOptunaSweeper(Sweeper):
         pruner: Any,
         params: Any,
         best_params_file: str | None,
+        refit: bool = True,
     ) -> None:
         self.study_name = study_name
         self.storage = storage
@@ -61,6 +68,7 @@ class AnnlabOptunaSweeper(Sweeper):
             else dict(params or {})
         )
         self.best_params_file = best_params_file
+        self.refit = refit
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher = None
@@ -96,6 +104,12 @@ class AnnlabOptunaSweeper(Sweeper):
             raise AnnlabError(
                 "Expected `objective.metric` to be a validation metric (val_...) for a search: "
                 f"the test split stays out of model selection. Received: objective.metric={metric}."
+            )
+        if cfg.training.cv_folds and self.pruner_config is not None:
+            raise AnnlabError(
+                f"Expected `hydra.sweeper.pruner` to be null with training.cv_folds={cfg.training.cv_folds}: "
+                "cross-validated trials are scored on their held-out folds, not pruned by epoch. "
+                f"Received: hydra.sweeper.pruner={_name_of(self.pruner_config)}."
             )
         if self.n_trials < 1:
             raise AnnlabError(f"Expected `hydra.sweeper.n_trials` >= 1. Received: {self.n_trials}.")
@@ -162,7 +176,12 @@ class AnnlabOptunaSweeper(Sweeper):
             if exhausted:
                 log.info(f"The sampler has tried its whole search space: study '{name}' ends.")
                 break
-        self._report(study, cfg, url, name)
+        refit = None
+        if self.refit and cfg.training.cv_folds:
+            refit, results = self._refit(study, fixed, job_idx) or (None, None)
+            if results is not None:
+                returns.append(results)
+        self._report(study, cfg, url, name, refit)
         return returns
 
     def _batch_size(self) -> int:
@@ -187,9 +206,41 @@ class AnnlabOptunaSweeper(Sweeper):
             f"++hydra.job.env_set.{TRIAL_ID_ENV}='{storage_id(trial)}'",
         ]
 
+    def _refit(self, study, fixed: list[str], job_idx: int):
+        """One more job: the best trial's configuration on the whole training split
+        (`training.cv_folds=0`), evaluated on the test split, ranked by the trial's CV score.
+        (outcome, the launcher's results), or None when no trial completed."""
+        import optuna
+
+        from annlab.errors import AnnlabError
+        from annlab.sweeps.optuna_trial import TRIAL_ID_ENV, Refit
+        from annlab.sweeps.outcome import FINISHED, outcome_of
+        from hydra_plugins.annlab_optuna_sweeper.search_space import as_override
+
+        if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            return None
+        best = study.best_trial
+        env = {**Refit(best.number, float(best.value)).env(), TRIAL_ID_ENV: ""}
+        overrides = [
+            *(o for o in fixed if o.split("=", 1)[0].lstrip("+~") != "training.cv_folds"),
+            *(as_override(k, v) for k, v in best.params.items() if k != "training.cv_folds"),
+            "training.cv_folds=0",
+            *(f"++hydra.job.env_set.{k}='{v}'" for k, v in env.items()),
+        ]
+        try:
+            self.validate_batch_is_legal([overrides])
+        except Exception as err:
+            raise AnnlabError(f"Cannot compose the refit's config: {' '.join(str(err).split())}") from None
+        log.info(f"Refit: trial {best.number}'s configuration on the whole training split (job {job_idx})")
+        results = self.launcher.launch([overrides], initial_job_idx=job_idx)
+        outcome = outcome_of(results[0], job_idx)
+        if outcome.status != FINISHED:
+            log.warning(f"The refit (job {job_idx}) failed: {outcome.reason}")
+        return outcome, results
+
     # -- the outcome ------------------------------------------------------------------------
 
-    def _report(self, study, cfg, url: str, name: str) -> None:
+    def _report(self, study, cfg, url: str, name: str, refit=None) -> None:
         import optuna
         import yaml
 
@@ -216,6 +267,16 @@ class AnnlabOptunaSweeper(Sweeper):
             "overrides": " ".join(as_override(k, v) for k, v in params.items()),
             "trials": counts,
         }
+        if refit is not None:
+            from annlab.tracking.sweeps import run_metrics
+
+            test = {k: v for k, v in run_metrics(refit.run_id).items() if k.startswith("test_")}
+            summary["refit"] = {
+                "job": refit.number,
+                "status": refit.status,
+                "mlflow_run_id": refit.run_id,
+                "test_metrics": test,
+            }
         path = Path(self.best_params_file or Path(cfg.paths.reports) / "hparams_search" / f"{name}_best.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(summary, sort_keys=False))
@@ -226,6 +287,12 @@ class AnnlabOptunaSweeper(Sweeper):
         from annlab.tracking.sweeps import log_search_best
 
         log_search_best(summary, path)
+
+
+def _name_of(spec: Any) -> str:
+    if isinstance(spec, dict | DictConfig):
+        return str(spec.get("_target_", spec)).rsplit(".", 1)[-1]
+    return type(spec).__name__
 
 
 def built(spec: Any) -> Any:
