@@ -14,6 +14,7 @@ import contextlib
 import multiprocessing
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,13 +25,17 @@ T = TypeVar("T")
 
 
 class MlflowHelper:
-    """Start with `MlflowHelper(tracking)` as early as possible; `call(fn, *args)` later."""
+    """Start with `MlflowHelper(tracking)` as early as possible; `post(fn, *args)` work that
+    needs no answer, `call(fn, *args)` for an answer (after everything posted before it)."""
 
     def __init__(self, tracking: TrackingConfig) -> None:
         self.tracking = tracking
         self._conn: Any = None
         self._process: Any = None
-        if sys.platform.startswith("linux") and "tensorflow" not in sys.modules:
+        # Fork only a process that runs one thread and has not loaded TensorFlow (whose thread
+        # pools do not survive a fork): a DVC stage or `annlab-train`, not a joblib or Ray worker.
+        single = threading.active_count() == 1
+        if sys.platform.startswith("linux") and "tensorflow" not in sys.modules and single:
             context = multiprocessing.get_context("fork")
             self._conn, child_end = context.Pipe()
             self._process = context.Process(
@@ -39,22 +44,35 @@ class MlflowHelper:
             self._process.start()
             child_end.close()
 
+    @property
+    def forked(self) -> bool:
+        return self._process is not None
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """`fn(*args)` without waiting for it; its error raises at the next `call`. (Without a
+        helper process it runs at once, here.)"""
+        if self._process is None:
+            self.call(fn, *args)
+            return
+        self._conn.send((fn, args, False))
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` with MLflow configured for `tracking`; its errors raise here."""
+        """`fn(*args)` with MLflow configured for `tracking`; its errors (and those of work
+        posted before it) raise here."""
         if self._process is None:
             from annlab.tracking import store
 
             store.configure(self.tracking)
             return fn(*args)
-        self._conn.send((fn, args))
+        self._conn.send((fn, args, True))
         try:
-            ok, value = self._conn.recv()
+            ok, value, posted_error = self._conn.recv()
         except EOFError:
             raise AnnlabError(
                 "The MLflow helper process ended unexpectedly; check `MLFLOW_TRACKING_URI` and rerun."
             ) from None
-        if not ok:
-            raise AnnlabError(value)
+        if posted_error or not ok:
+            raise AnnlabError(posted_error or value)
         return value
 
     def close(self) -> None:
@@ -78,7 +96,8 @@ def helper_for(
 
 
 def _serve(conn, parent_end, tracking: TrackingConfig) -> None:
-    """The helper's loop: configure MLflow once, then run each (fn, args) received."""
+    """The helper's loop: configure MLflow once, then run each (fn, args, reply) received. Only
+    calls are answered; the first error of posted work is sent with the next answer."""
     parent_end.close()  # so that the parent exiting, however it exits, ends this loop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     setup_error = None
@@ -88,18 +107,23 @@ def _serve(conn, parent_end, tracking: TrackingConfig) -> None:
         store.configure(tracking)
     except BaseException as err:  # reported on the first call, in the parent
         setup_error = _one_line(err)
+    posted_error = None
     while True:
         try:
-            fn, args = conn.recv()
+            fn, args, reply = conn.recv()
         except EOFError:
             return
-        if setup_error is not None:
-            conn.send((False, setup_error))
+        ok, value = False, setup_error
+        if setup_error is None:
+            try:
+                ok, value = True, fn(*args)
+            except BaseException as err:
+                value = _one_line(err)
+        if not reply:
+            posted_error = posted_error or (None if ok else value)
             continue
-        try:
-            conn.send((True, fn(*args)))
-        except BaseException as err:
-            conn.send((False, _one_line(err)))
+        conn.send((ok, value, posted_error))
+        posted_error = None
 
 
 def _one_line(err: BaseException) -> str:

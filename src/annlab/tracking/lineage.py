@@ -32,8 +32,9 @@ def dvc_lock_tags(lock_file: str | Path = "dvc.lock") -> dict[str, str]:
     path = Path(lock_file)
     if not path.is_file():
         return {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: dvc.lock lists every code dep
     try:
-        lock = yaml.safe_load(path.read_text()) or {}
+        lock = yaml.load(path.read_text(), Loader=loader) or {}  # noqa: S506 (a safe loader)
     except yaml.YAMLError:
         return {}
     tags: dict[str, str] = {}

@@ -26,26 +26,53 @@ from annlab.tracking import tags
 MODEL_NAME = "model"
 
 
-class _KerasFlavor:
-    """`mlflow.keras`, with the target folder created before the input example is written."""
+PYFUNC_LOADER = "annlab.tracking.pyfunc_loader"
+
+
+class _KerasFileFlavor:
+    """MLflow's Keras flavour for a model already saved as `.keras`: the file is copied, not
+    saved again, so logging needs no TensorFlow (it runs in annlab's MLflow helper process).
+
+    MLflow's public pyfunc API writes the model folder (`data/model.keras`, environment files,
+    signature, input example, metadata) with annlab's loader module for `pyfunc`; the `keras`
+    flavour entry names the same file the way `mlflow.keras` writes and reads it, so
+    `mlflow.keras.load_model` and `mlflow.pyfunc.load_model` both load it.
+    """
 
     __name__ = "mlflow.keras"
 
     @staticmethod
-    def save_model(path: str, **kwargs: Any) -> Any:
-        import mlflow.keras
+    def save_model(path: str, mlflow_model: Any, keras_file: str, **kwargs: Any) -> None:
+        import mlflow.pyfunc
 
-        os.makedirs(path, exist_ok=True)
         kwargs.pop("validate_serving_input", None)
-        result = mlflow.keras.save_model(path=path, **kwargs)
-        mlflow_model = kwargs.get("mlflow_model")
-        if mlflow_model is not None:
-            mlflow_model.flavors["python_function"]["loader_module"] = PYFUNC_LOADER
-            mlflow_model.save(os.path.join(path, "MLmodel"))
-        return result
+        mlflow.pyfunc.save_model(
+            path=path, loader_module=PYFUNC_LOADER, data_path=keras_file, mlflow_model=mlflow_model, **kwargs
+        )
+        mlflow_model.add_flavor(
+            "keras", keras_version=importlib_metadata.version("keras"), save_exported_model=False, data="data"
+        )
+        mlflow_model.save(os.path.join(path, "MLmodel"))
 
 
-PYFUNC_LOADER = "annlab.tracking.pyfunc_loader"
+def log_model_file(keras_file: str, example: Any, outputs: Any, metadata: dict[str, Any] | None = None):
+    """Log a saved `.keras` model as the run's LoggedModel, with the signature of `example`
+    rows and the model's `outputs` on them; returns the ModelInfo."""
+    from mlflow.models import Model, infer_signature
+
+    return Model.log(
+        artifact_path=None,
+        name=MODEL_NAME,
+        flavor=_KerasFileFlavor,
+        keras_file=keras_file,
+        signature=infer_signature(example, outputs),
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        metadata=metadata,
+        # MLflow would load the model to check the example: TensorFlow in the helper process,
+        # seconds per run; the tests load every logged model as pyfunc instead.
+        validate_serving_input=False,
+    )
 
 
 def pip_requirements() -> list[str]:
@@ -65,41 +92,6 @@ def example_rows(inputs: Any, n: int = 3) -> Any:
     if isinstance(inputs, dict):
         return {k: np.asarray(v[:n]) for k, v in inputs.items()}
     return np.asarray(inputs[:n])
-
-
-def log_keras_model(
-    model,
-    example_inputs: Any,
-    registered_model_name: str | None = None,
-    metadata: dict[str, Any] | None = None,
-):
-    """Log `model` with a signature inferred from a few rows and annlab's model metadata
-    (task, class names, input mapping); returns the ModelInfo."""
-    from mlflow.models import infer_signature
-
-    example = example_rows(example_inputs)
-    outputs = model.predict(example, verbose=0)
-    signature = infer_signature(example, outputs)
-    return _log(model, signature, example, registered_model_name, metadata)
-
-
-def _log(model, signature, example, registered_model_name, metadata):
-    from mlflow.models import Model
-
-    return Model.log(
-        artifact_path=None,
-        name=MODEL_NAME,
-        flavor=_KerasFlavor,
-        model=model,
-        signature=signature,
-        input_example=example,
-        pip_requirements=pip_requirements(),
-        registered_model_name=registered_model_name,
-        metadata=metadata,
-        # MLflow would reload the model in this process to check the example (seconds per
-        # run); the tests load every logged model as pyfunc instead.
-        validate_serving_input=False,
-    )
 
 
 def model_uri_of_run(ref: str) -> str:

@@ -59,7 +59,10 @@ def keras_file(path: str) -> str:
 
 
 def _load_pyfunc(path: str) -> SilentKerasModel:
-    """Called by `mlflow.pyfunc.load_model` with the model folder (the flavour sets no `data`)."""
+    """Called by `mlflow.pyfunc.load_model` with the pyfunc flavour's `data`: the `.keras`
+    file itself (models logged from the saved file), or the model folder (models logged with
+    `mlflow.keras`, whose pyfunc flavour names no data)."""
     from annlab.models.loading import load_keras_model
 
-    return SilentKerasModel(load_keras_model(keras_file(path)))
+    file = path if path.endswith(".keras") and os.path.isfile(path) else keras_file(path)
+    return SilentKerasModel(load_keras_model(file))

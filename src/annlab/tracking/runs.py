@@ -67,14 +67,6 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     retry_locked(lambda: mlflow.log_metrics(clean, step=step))
 
 
-def set_tags(tags: dict[str, str]) -> None:
-    import mlflow
-
-    from annlab.tracking.store import retry_locked
-
-    retry_locked(lambda: mlflow.set_tags(tags))
-
-
 def log_evaluation(run_id: str, reports_dir) -> None:
     """What the evaluate stage wrote (its test metrics and details), on the training run."""
     from pathlib import Path

@@ -18,10 +18,12 @@ from annlab.tracking import tags
 from annlab.training.outputs import (
     HISTORY_FILE,
     LR_FINDER_FIGURE,
+    MODEL_FILE,
     RUN_FILE,
     STATE_ROOT,
     config_fingerprint,
     save_training_outputs,
+    write_test_outputs,
 )
 
 
@@ -56,18 +58,19 @@ def train_and_track(
     trained on the whole training split as usual. `objective_override` is recorded as the
     objective instead of the model's own (the refit of a search: its config's CV score).
 
-    The MLflow run is created in the background once training starts (`DeferredRun`), and
-    always ends: FINISHED, FAILED with the reason, or KILLED on SIGINT / SIGTERM. State for
+    The MLflow run is opened and logged from annlab's MLflow helper process (`TrackedRun`),
+    forked before TensorFlow is imported, and always ends: FINISHED, FAILED with the reason, or
+    KILLED on SIGINT / SIGTERM. State for
     resuming lives in `.annlab/state/<config fingerprint>/`: kept when training is
     interrupted, removed when it ends any other way.
     """
     from annlab.signals import interrupts_as_exceptions
     from annlab.tracking import lineage, store
 
-    deferred = None
+    tracked = None
     uri = None
     if cfg.tracking.enabled:
-        from annlab.tracking.deferred import DeferredRun
+        from annlab.tracking.run_log import TrackedRun
 
         uri = store.check_reachable(cfg.tracking)  # an unreachable server fails before training
         run_tags = {
@@ -78,14 +81,17 @@ def train_and_track(
             tags.DATASET: splits.meta.name,
             tags.MODEL: cfg.model.name,
         }
-        deferred = DeferredRun(
+        X, y = splits.train
+        dataset = (X, y, splits.meta.name, splits.meta.source or splits.meta.name)
+        # forks the MLflow helper now, so that its work overlaps TensorFlow's import
+        tracked = TrackedRun(
             cfg.tracking,
             cfg.experiment_name,
             run_tags,
             flatten(to_dict(cfg)),
             run_name=cfg.tracking.run_name,
             parent_run_id=parent_run_id,
-            on_created=_background_setup(cfg, splits),
+            dataset=dataset,
         )
     from annlab.training.setup import configure_tensorflow
 
@@ -94,53 +100,27 @@ def train_and_track(
     try:
         with interrupts_as_exceptions():
             outcome = _train(
-                cfg, splits, out_dir, deferred, uri, state_dir, callbacks, cv_only, objective_override
+                cfg, splits, out_dir, tracked, uri, state_dir, callbacks, cv_only, objective_override
             )
     except KeyboardInterrupt:
-        if deferred is not None:
-            deferred.end("KILLED", "interrupted by a signal")
+        if tracked is not None:
+            tracked.end("KILLED", "interrupted by a signal")
         raise  # keep the state: rerunning resumes from the last completed epoch
     except BaseException as err:
-        if deferred is not None:
+        if tracked is not None:
             reason = str(err) if isinstance(err, AnnlabError) else f"{type(err).__name__}: {err}"
-            deferred.end("FAILED", reason)
+            tracked.end("FAILED", reason)
         shutil.rmtree(state_dir, ignore_errors=True)
         raise
     shutil.rmtree(state_dir, ignore_errors=True)
     return outcome
 
 
-def _background_setup(cfg: Config, splits: Splits):
-    """Work for the run-creating thread: the training data as an MLflow input."""
-
-    def log_dataset(client, run_id: str) -> None:
-        import warnings
-
-        import mlflow
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
-        X, y = splits.train
-        with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
-            warnings.simplefilter("ignore")
-            dataset = mlflow.data.from_numpy(
-                X, targets=y, name=splits.meta.name, source=splits.meta.source or splits.meta.name
-            )
-        fields = dataset.to_dict()  # name, digest, source, source_type, schema, profile
-        entity = Dataset(
-            **{k: fields.get(k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
-        )
-        client.log_inputs(
-            run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "training")])]
-        )
-
-    return log_dataset
-
-
 def _train(
     cfg: Config,
     splits: Splits,
     out_dir: Path,
-    deferred,
+    tracked,
     uri: str | None,
     state_dir: Path,
     extra_callbacks: list | None = None,
@@ -152,12 +132,12 @@ def _train(
     cv = None
     if cfg.training.cv_folds:
         # the trials of a search reuse the fold processes; a single run ends them at once
-        cv = _cross_validate(cfg, splits, out_dir, deferred, keep_workers=cv_only)
+        cv = _cross_validate(cfg, splits, out_dir, tracked, keep_workers=cv_only)
         if cv_only:
-            return _finish_cv_only(cfg, cv, out_dir, deferred, uri)
+            return _finish_cv_only(cfg, cv, out_dir, tracked, uri)
     callbacks = list(extra_callbacks or [])  # e.g. Optuna's pruning callback in a search
-    if deferred is not None:
-        callbacks.append(deferred.keras_callback(previous=read_epochs(state_dir / EPOCHS_FILE)))
+    if tracked is not None:
+        callbacks.append(tracked.keras_callback(previous=read_epochs(state_dir / EPOCHS_FILE)))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tb_dir = Path(cfg.training.tensorboard.log_dir) / f"{cfg.experiment_name}-{stamp}"
     uses_state = cfg.model.name != "perceptron"
@@ -175,19 +155,17 @@ def _train(
     if objective_override is not None:
         objective = objective_override
     run_id = None
-    if deferred is not None:
-        import mlflow
+    if tracked is not None:
+        from annlab.tracking.run_log import log_training
 
-        from annlab.tracking.store import retry_locked
-
-        run_id = deferred.wait()
-        retry_locked(lambda: mlflow.start_run(run_id=run_id))  # the run, now in this thread
-        _log_outputs(cfg, result, splits, summary, out_dir, objective, tb_dir, meta)
+        log = training_log(cfg, result, splits, summary, out_dir, objective, tb_dir, meta)
         if cv is not None:
-            from annlab.tracking import runs
-
-            runs.log_metrics(_cv_metrics(cfg, cv, with_objective=False))  # logged above
-        deferred.end("FINISHED")
+            log.metrics.update(_cv_metrics(cfg, cv, with_objective=False))  # the objective is in
+        tracked.post(log_training, log)  # logs in the helper while this process goes on
+    write_test_outputs(cfg, splits, result.model, out_dir)
+    if tracked is not None:
+        run_id = tracked.run_id()  # once all is logged (the files above are still in place)
+        tracked.end("FINISHED")
     objective_info: dict[str, Any] = {"metric": cfg.objective.metric, "value": objective}
     objective_info["epoch"] = result.kept_epoch
     if cv is not None:
@@ -211,16 +189,14 @@ def _train(
 CV_FILE = "cv.json"
 
 
-def _cross_validate(cfg: Config, splits: Splits, out_dir: Path, deferred, keep_workers: bool):
+def _cross_validate(cfg: Config, splits: Splits, out_dir: Path, tracked, keep_workers: bool):
     """The K folds (annlab.training.cv), each logged as a child run of this run."""
     from annlab.training.cv import cross_validate
 
-    if deferred is not None:
-        deferred.start()  # the run is created while the folds train
     cv = cross_validate(cfg, splits, log=lambda line: print(line, flush=True), keep_workers=keep_workers)
     write_json(out_dir / CV_FILE, _cv_details(cfg, cv))
-    if deferred is not None:
-        _log_folds(cfg, cv, deferred.wait(), splits)
+    if tracked is not None:
+        tracked.post(_log_folds, cfg.model.name, cv, splits.meta.name)
     return cv
 
 
@@ -255,15 +231,16 @@ def _cv_metrics(cfg: Config, cv, with_objective: bool = True) -> dict[str, float
     return metrics
 
 
-def _log_folds(cfg: Config, cv, run_id: str, splits: Splits) -> None:
-    """One child run of `run_id` per fold: its held-out scores (`fold_<name>`), its per-epoch
-    metrics, and the fold's index as a tag."""
+def _log_folds(model_name: str, cv, dataset_name: str) -> None:
+    """One child run of the active run per fold: its held-out scores (`fold_<name>`), its
+    per-epoch metrics, and the fold's index as a tag (runs in the MLflow helper)."""
     import mlflow
     from mlflow.entities import Metric, Param
 
     from annlab.objective import fold_key
     from annlab.tracking.store import retry_locked
 
+    run_id = mlflow.active_run().info.run_id
     client = mlflow.MlflowClient()
     experiment_id = retry_locked(lambda: client.get_run(run_id)).info.experiment_id
     now = int(time.time() * 1000)
@@ -272,8 +249,8 @@ def _log_folds(cfg: Config, cv, run_id: str, splits: Splits) -> None:
             "mlflow.parentRunId": run_id,
             tags.CV_FOLD: str(fold.index),
             tags.CV_FOLDS: str(len(cv.folds)),
-            tags.DATASET: splits.meta.name,
-            tags.MODEL: cfg.model.name,
+            tags.DATASET: dataset_name,
+            tags.MODEL: model_name,
         }
         child = retry_locked(
             lambda fold_tags=fold_tags, fold=fold: client.create_run(
@@ -304,22 +281,19 @@ def _log_folds(cfg: Config, cv, run_id: str, splits: Splits) -> None:
         retry_locked(lambda child_id=child_id: client.set_terminated(child_id, "FINISHED"))
 
 
-def _finish_cv_only(cfg: Config, cv, out_dir: Path, deferred, uri: str | None) -> TrainOutcome:
+def _finish_cv_only(cfg: Config, cv, out_dir: Path, tracked, uri: str | None) -> TrainOutcome:
     """A trial of a cross-validated search: its score is the CV mean; no model of its own."""
     objective = cv.objective(cfg.objective.metric)
     run_id = None
-    if deferred is not None:
-        import mlflow
+    if tracked is not None:
+        from annlab.tracking.run_log import TrainingLog, log_training
 
-        from annlab.tracking import runs
-        from annlab.tracking.store import retry_locked
-
-        run_id = deferred.wait()
-        retry_locked(lambda: mlflow.start_run(run_id=run_id))
-        runs.log_metrics({**_cv_metrics(cfg, cv), "train_seconds": cv.seconds})
-        mlflow.log_dict(to_dict(cfg), "config/resolved_config.yaml")
-        mlflow.log_artifact(str(out_dir / CV_FILE), artifact_path="cv")
-        deferred.end("FINISHED")
+        metrics = {**_cv_metrics(cfg, cv), "train_seconds": cv.seconds}
+        tracked.post(
+            log_training, TrainingLog(metrics, to_dict(cfg), artifacts=[(str(out_dir / CV_FILE), "cv")])
+        )
+        run_id = tracked.run_id()
+        tracked.end("FINISHED")
     write_json(
         out_dir / RUN_FILE,
         {
@@ -337,7 +311,7 @@ def _finish_cv_only(cfg: Config, cv, out_dir: Path, deferred, uri: str | None) -
     return TrainOutcome(run_id, {}, cv.seconds, objective, cv=cv)
 
 
-def _log_outputs(
+def training_log(
     cfg: Config,
     result,
     splits: Splits,
@@ -346,12 +320,13 @@ def _log_outputs(
     objective: float | None,
     tb_dir: Path,
     meta: dict[str, Any],
-) -> None:
-    import mlflow
-
+):
+    """What the run records of a finished training; the model goes as its saved file, with the
+    model's outputs on a few training rows for the signature (computed here, with TensorFlow)."""
     from annlab.models.build import model_inputs
-    from annlab.tracking import runs
-    from annlab.tracking.models import log_keras_model
+    from annlab.objective import objective_key
+    from annlab.tracking.models import example_rows
+    from annlab.tracking.run_log import ModelFile, TrainingLog
 
     metrics = {
         "train_seconds": result.seconds,
@@ -360,18 +335,26 @@ def _log_outputs(
         "replicas_in_sync": result.replicas,
     }
     if objective is not None:
-        metrics[f"objective_{cfg.objective.metric}"] = objective
+        metrics[objective_key(cfg.objective.metric)] = objective
+    log = TrainingLog(metrics, to_dict(cfg), summary, [(str(out_dir / HISTORY_FILE), None)])
     if result.lr_finder is not None:
-        metrics["lr_finder_suggested_rate"] = result.lr_finder.suggested_rate
-        mlflow.log_artifact(str(out_dir / LR_FINDER_FIGURE), artifact_path="figures")
-    runs.log_metrics(metrics)
-    mlflow.log_dict(to_dict(cfg), "config/resolved_config.yaml")
-    mlflow.log_text(summary, "model_summary.txt")
-    mlflow.log_artifact(str(out_dir / HISTORY_FILE))
+        log.metrics["lr_finder_suggested_rate"] = result.lr_finder.suggested_rate
+        log.artifacts.append((str(out_dir / LR_FINDER_FIGURE), "figures"))
     if result.initial_epoch:
-        runs.set_tags({tags.RESUMED_FROM_EPOCH: str(result.initial_epoch)})
+        log.tags[tags.RESUMED_FROM_EPOCH] = str(result.initial_epoch)
     if cfg.training.tensorboard.enabled:
-        runs.set_tags({tags.TENSORBOARD_LOGDIR: str(tb_dir.resolve())})
+        log.tags[tags.TENSORBOARD_LOGDIR] = str(tb_dir.resolve())
     if cfg.tracking.log_model:
-        info = log_keras_model(result.model, model_inputs(cfg, splits.train[0]), metadata=meta)
-        runs.set_tags({tags.MODEL_URI: info.model_uri})
+        example = example_rows(model_inputs(cfg, splits.train[0]))
+        # one eager call (no graph to trace): only the outputs' names, shapes and types matter
+        outputs = _as_numpy(result.model(example, training=False))
+        log.model = ModelFile(str(out_dir / MODEL_FILE), example, outputs, meta)
+    return log
+
+
+def _as_numpy(outputs: Any) -> Any:
+    import numpy as np
+
+    if isinstance(outputs, dict):
+        return {k: np.asarray(v) for k, v in outputs.items()}
+    return np.asarray(outputs)

@@ -102,7 +102,8 @@ def save_training_outputs(
     cfg: Config, splits: Splits, result, out_dir: Path
 ) -> tuple[str, dict, float | None]:
     """Write the model, history, metadata, summary (and the LR finder's figure) to `out_dir`;
-    return (summary, metadata, objective of the kept model)."""
+    return (summary, metadata, objective of the kept model). The test outputs are written
+    separately (`write_test_outputs`), while the run logs these."""
     result.model.save(out_dir / MODEL_FILE)
     write_history(out_dir / HISTORY_FILE, result.history)
     meta = model_meta(cfg, splits)
@@ -113,7 +114,6 @@ def save_training_outputs(
         from annlab.training.lr_finder import plot_lr_finder
 
         plot_lr_finder(result.lr_finder, out_dir / LR_FINDER_FIGURE)
-    write_test_outputs(cfg, splits, result.model, out_dir)
     return summary, meta, objective_value(cfg.objective.metric, result.history, result.kept_epoch)
 
 
