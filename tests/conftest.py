@@ -113,8 +113,17 @@ def run(
 
 
 @pytest.fixture
-def project(tmp_path) -> Path:
-    """A copy of the project in a fresh git repo (what a user has after `git clone`)."""
+def project(tmp_path, empty_store) -> Path:
+    """A copy of the project in a fresh git repo (what a user has after `git clone`), its
+    mlflow.db an empty store (a copy of one MLflow made; the end-to-end test starts with none)."""
+    dest = copy_project(tmp_path / "project")
+    seed_store(empty_store, dest / "mlflow.db")
+    return dest
+
+
+@pytest.fixture
+def cloned_project(tmp_path) -> Path:
+    """A copy of the project in a fresh git repo and nothing else: the first run makes the store."""
     return copy_project(tmp_path / "project")
 
 

@@ -23,7 +23,8 @@ def ran_stages(output: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_end_to_end(project):
+def test_dvc_repro_end_to_end(cloned_project):
+    project = cloned_project
     # asynchronous MLflow logging on: stages that skip the interpreter's teardown must still
     # flush what MLflow queued (the epoch and test metrics checked below)
     env = project_env(project, MLFLOW_ENABLE_ASYNC_LOGGING="true")
