@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from annlab.errors import AnnlabError, debug_requested
-from annlab.stages.common import EXIT_INTERRUPTED
+from annlab.stages.common import EXIT_INTERRUPTED, exit_without_teardown
 from annlab.sweeps.outcome import FAILED, FINISHED, PRUNED, JobResult, one_line
 
 CONFIG_DIR_ENV = "ANNLAB_CONFIG_DIR"
@@ -55,7 +55,6 @@ def run_job(tree: DictConfig) -> JobResult:
     from annlab.stages.train import train
     from annlab.sweeps.optuna_trial import Refit, TrialLink, finish_trial, pruning_callback
     from annlab.tracking import tags
-    from annlab.tracking.runs import log_evaluation
     from annlab.tracking.sweeps import PARENT_ENV, mark_pruned
 
     cfg = validate(tree)
@@ -89,6 +88,17 @@ def run_job(tree: DictConfig) -> JobResult:
         run_tags.update({tags.REFIT: "true", tags.REFIT_TRIAL: str(refit.trial)})
         if cfg.tracking.run_name is None:
             run_tags["mlflow.runName"] = "refit"
+    reports = out_dir / "reports"
+    evaluated: list[str] = []
+
+    def evaluate(model_dir: Path) -> Path | None:
+        """Scores on the test split, written before the training's run ends, which logs them
+        (a pruned trial's model is not scored)."""
+        if callbacks and getattr(callbacks[0], "pruned_at_epoch", None) is not None:
+            return None
+        evaluated.append(evaluate_stage(cfg, data_dir=data_dir, model_dir=model_dir, reports_dir=reports))
+        return reports
+
     print(
         train(
             cfg,
@@ -99,6 +109,7 @@ def run_job(tree: DictConfig) -> JobResult:
             callbacks=callbacks,
             cv_only=cv_only,
             objective_override=refit.objective if refit is not None else None,
+            evaluate=None if cv_only else evaluate,  # a trial of a CV search has no model to score
         ),
         flush=True,
     )
@@ -110,14 +121,7 @@ def run_job(tree: DictConfig) -> JobResult:
             if run_id:
                 mark_pruned(run_id, callbacks[0].pruned_at_epoch)
             return JobResult(None, PRUNED, pruned, run_id)
-    if cv_only:  # no model of its own: nothing to evaluate on the test split
-        return JobResult(run_info["objective"]["value"], FINISHED, run_id=run_id)
-    reports = out_dir / "reports"
-    print(
-        evaluate_stage(cfg, data_dir=data_dir, model_dir=out_dir / "models", reports_dir=reports), flush=True
-    )
-    if run_id:
-        log_evaluation(run_id, reports)  # MLflow is loaded in this process already
+    print(*evaluated, sep="\n", flush=True)
     return JobResult(run_info["objective"]["value"], FINISHED, run_id=run_id)
 
 
@@ -187,6 +191,7 @@ def main() -> None:
         cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
         if cv is not None:
             cv.stop_workers()  # the fold processes a search kept for its trials
+    exit_without_teardown()  # all is written and every run has ended
 
 
 def _check_single_run(overrides: list[str], config_dir: Path) -> None:

@@ -69,6 +69,12 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
 
 def log_evaluation(run_id: str, reports_dir) -> None:
     """What the evaluate stage wrote (its test metrics and details), on the training run."""
+    with run_context(run_id=run_id):
+        log_evaluation_here(reports_dir)
+
+
+def log_evaluation_here(reports_dir) -> None:
+    """The same on the active run (annlab-train: in its MLflow helper, before the run ends)."""
     from pathlib import Path
 
     import mlflow
@@ -76,9 +82,8 @@ def log_evaluation(run_id: str, reports_dir) -> None:
     from annlab.io import read_json
 
     reports = Path(reports_dir)
-    with run_context(run_id=run_id):
-        log_metrics(read_json(reports / "metrics.json"))
-        mlflow.log_dict(read_json(reports / "evaluation" / "details.json"), "evaluation/details.json")
+    log_metrics(read_json(reports / "metrics.json"))
+    mlflow.log_dict(read_json(reports / "evaluation" / "details.json"), "evaluation/details.json")
 
 
 def log_figures(run_id: str, pngs: list) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,13 @@ def train_and_track(
     callbacks: list | None = None,
     cv_only: bool = False,
     objective_override: float | None = None,
+    evaluate: Callable[[Path], Path | None] | None = None,
 ) -> TrainOutcome:
     """Fit `cfg` on `splits`, write the model and history to `out_dir`, log it all to MLflow.
+
+    `evaluate(model_dir)` (annlab-train's evaluation) runs once the test outputs are written and
+    returns the reports folder it wrote (None: nothing to log), whose scores the run logs before
+    it ends: the helper has MLflow loaded already, this process never does.
 
     With `training.cv_folds` = K the configuration is first cross-validated on the training
     split: each fold is a child run of this run (`fold_<score>` of its held-out fold), this run
@@ -100,7 +106,16 @@ def train_and_track(
     try:
         with interrupts_as_exceptions():
             outcome = _train(
-                cfg, splits, out_dir, tracked, uri, state_dir, callbacks, cv_only, objective_override
+                cfg,
+                splits,
+                out_dir,
+                tracked,
+                uri,
+                state_dir,
+                callbacks,
+                cv_only,
+                objective_override,
+                evaluate,
             )
     except KeyboardInterrupt:
         if tracked is not None:
@@ -126,6 +141,7 @@ def _train(
     extra_callbacks: list | None = None,
     cv_only: bool = False,
     objective_override: float | None = None,
+    evaluate: Callable[[Path], Path | None] | None = None,
 ) -> TrainOutcome:
     from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
@@ -163,6 +179,12 @@ def _train(
             log.metrics.update(_cv_metrics(cfg, cv, with_objective=False))  # the objective is in
         tracked.post(log_training, log)  # logs in the helper while this process goes on
     write_test_outputs(cfg, splits, result.model, out_dir)
+    if evaluate is not None:
+        reports = evaluate(out_dir)
+        if tracked is not None and reports is not None:
+            from annlab.tracking.runs import log_evaluation_here
+
+            tracked.post(log_evaluation_here, str(reports))
     if tracked is not None:
         run_id = tracked.run_id()  # once all is logged (the files above are still in place)
         tracked.end("FINISHED")
