@@ -19,7 +19,8 @@ def commands(prefix: str) -> list[str]:
 def test_quick_tests_come_first_and_durations_are_stated():
     first = commands("pytest")[0]
     assert first.startswith('pytest -m "not slow"') and "min" in first
-    assert re.search(r"^pytest( -n \d+)?\s+#.*~?\d+ min", CODE, flags=re.MULTILINE), "the full suite's duration"
+    full_suite = r"^pytest( -n \d+)?\s+#.*~?\d+ min"
+    assert re.search(full_suite, CODE, flags=re.MULTILINE), "the full suite's duration"
 
 
 def test_dvc_exp_show_is_always_given_options_that_fit_a_terminal():
