@@ -57,8 +57,11 @@ def _isolated_tracking(tmp_path_factory, monkeypatch, empty_store):
     store = seed_store(empty_store, tmp_path_factory.mktemp("store") / "mlruns.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    yield
     import mlflow
+
+    # a URI set in this process by an earlier test (mlflow.set_tracking_uri) outranks the env
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    yield
 
     while mlflow.active_run() is not None:
         mlflow.end_run()

@@ -94,7 +94,7 @@ def run_job(tree: DictConfig) -> JobResult:
     def evaluate(model_dir: Path) -> Path | None:
         """Scores on the test split, written before the training's run ends, which logs them
         (a pruned trial's model is not scored)."""
-        if callbacks and getattr(callbacks[0], "pruned_at_epoch", None) is not None:
+        if callbacks and callbacks[0].pruned_at_epoch is not None:  # Optuna's pruning callback
             return None
         evaluated.append(evaluate_stage(cfg, data_dir=data_dir, model_dir=model_dir, reports_dir=reports))
         return reports
@@ -121,7 +121,8 @@ def run_job(tree: DictConfig) -> JobResult:
             if run_id:
                 mark_pruned(run_id, callbacks[0].pruned_at_epoch)
             return JobResult(None, PRUNED, pruned, run_id)
-    print(*evaluated, sep="\n", flush=True)
+    for line in evaluated:  # none for a trial of a cross-validated search
+        print(line, flush=True)
     return JobResult(run_info["objective"]["value"], FINISHED, run_id=run_id)
 
 
