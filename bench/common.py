@@ -82,6 +82,9 @@ def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> s
     return proc
 
 
+STATS = "annlab-bench-stats: "
+
+
 def timed(
     cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None
 ) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -90,10 +93,10 @@ def timed(
         "import resource, subprocess, sys, json, time;"
         "t = time.perf_counter(); p = subprocess.run(sys.argv[1:]);"
         "w = time.perf_counter() - t;"
-        "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss': "
+        "print(STATS + json.dumps({'rc': p.returncode, 'wall': w, 'rss': "
         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}), "
         "file=sys.stderr)"
-    )
+    ).replace("STATS", repr(STATS))
     proc = subprocess.run(
         [sys.executable, "-c", wrapper, *cmd],
         cwd=cwd,
@@ -101,7 +104,9 @@ def timed(
         capture_output=True,
         text=True,
     )
-    stats = json.loads(proc.stderr.strip().splitlines()[-1])
+    # the last stats line: a process the command left behind may write after it
+    (stats_line,) = [x for x in proc.stderr.splitlines() if x.startswith(STATS)][-1:]
+    stats = json.loads(stats_line[len(STATS) :])
     if stats["rc"] != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return stats["wall"], stats["rss"], proc
