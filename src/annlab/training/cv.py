@@ -8,7 +8,7 @@
   fold with the model's compiled loss and metrics (Keras `evaluate`);
 - the configuration's score is the mean over the held-out folds (`summary`).
 
-Folds run in parallel processes (joblib's loky) when `training.cv_jobs` and the cores allow,
+Folds run in parallel processes (loky's, vendored in joblib) when `training.cv_jobs` and the cores allow,
 each with one TensorFlow thread; every fold is seeded alike, so the results do not depend on
 where it ran. No MLflow here: `annlab.tracking.training_run` logs each fold as a child run.
 """
@@ -16,7 +16,6 @@ where it ran. No MLflow here: `annlab.tracking.training_run` logs each fold as a
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -121,7 +120,7 @@ def fold_jobs(cfg: Config, n_folds: int) -> int:
 def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool = False) -> CVResult:
     """Fit and score every fold of `cfg` on `splits.train`; `log` gets one line per fold.
 
-    Parallel folds run in joblib's reusable loky processes; `keep_workers` leaves them (and the
+    Parallel folds run in loky's reusable worker processes; `keep_workers` leaves them (and the
     TensorFlow they imported) for the next call, e.g. the next trial of a sweep."""
     folds = fold_indices(cfg, splits)
     jobs = fold_jobs(cfg, len(folds))
@@ -133,18 +132,17 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool
                 results.append(fit_fold(cfg, splits, i, train, held, Path(work)))
                 _clear_keras()  # the next fold, and the model trained after, start clean
         else:
-            from joblib import Parallel, delayed
-
             worker_cfg = replace(cfg, training=_one_thread(cfg))
             try:
-                results = Parallel(n_jobs=jobs, backend="loky")(
-                    delayed(fit_fold_in_worker)(worker_cfg, splits, i, train, held, Path(work))
+                futures = [
+                    _workers(jobs).submit(fit_fold_in_worker, worker_cfg, splits, i, train, held, Path(work))
                     for i, (train, held) in enumerate(folds)
-                )
+                ]
+                results = [future.result() for future in futures]
             finally:
                 if not keep_workers:
                     stop_workers()
-    result = CVResult(list(results), jobs, time.perf_counter() - start)
+    result = CVResult(results, jobs, time.perf_counter() - start)
     for fold in result.folds:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in fold.scores.items())
         log(
@@ -154,17 +152,30 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool
     return result
 
 
+_executor = None  # the fold workers this process started (loky's reusable executor)
+
+
+def _workers(jobs: int):
+    """loky's reusable process pool (vendored in joblib; its public API): worker processes
+    that outlive one call, so a sweep's trials reuse their TensorFlow. Used directly rather
+    than through `joblib.Parallel`, whose per-call temporary folders are left registered with
+    loky's resource tracker when the process ends by `os._exit` (as annlab's stages do), and
+    the tracker then warns about "leaked folder objects" after the sweep's last line."""
+    global _executor
+    from joblib.externals.loky import get_reusable_executor
+
+    # idle workers live 300 s, as under joblib.Parallel (loky's own default is 10 s)
+    _executor = get_reusable_executor(max_workers=jobs, reuse=True, timeout=300)
+    return _executor
+
+
 def stop_workers() -> None:
     """End this process's fold workers at once. Left alone, a normal exit waits seconds for each
     to tear its TensorFlow down, and `os._exit` (annlab's stages) would leave them running."""
-    module = sys.modules.get("joblib.externals.loky.reusable_executor")
-    executor = getattr(module, "_executor", None)
-    if executor is None:
-        return
-    if hasattr(executor, "terminate"):  # joblib's executor: also removes its memmapped arrays
-        executor.terminate(kill_workers=True)
-    else:
-        executor.shutdown(wait=True, kill_workers=True)
+    global _executor
+    if _executor is not None:
+        _executor.shutdown(wait=True, kill_workers=True)
+        _executor = None
 
 
 def _one_thread(cfg: Config):
