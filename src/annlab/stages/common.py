@@ -72,10 +72,15 @@ def exit_without_teardown() -> None:
     The interpreter's teardown with TensorFlow loaded (thread pools, thousands of modules)
     takes 1.5-2 s and holds up `dvc repro`. By now every output is written and closed and the
     MLflow run has ended; what atexit would still flush is flushed first: MLflow's
-    asynchronous logging queue, logging's handlers, stdout and stderr.
+    asynchronous logging queue, logging's handlers, stdout and stderr. A process that started
+    cross-validation's fold workers exits normally instead (their clean-up runs at exit).
     """
     if "tensorflow" not in sys.modules:
         return
+    cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
+    if cv is not None and cv.workers_started():
+        cv.stop_workers()
+        return  # a normal exit: loky's finalizers release what its resource tracker watches
     import logging
 
     if "mlflow" in sys.modules:

@@ -153,20 +153,28 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool
 
 
 _executor = None  # the fold workers this process started (loky's reusable executor)
+_started = False  # whether this process ever started fold workers
 
 
 def _workers(jobs: int):
     """loky's reusable process pool (vendored in joblib; its public API): worker processes
     that outlive one call, so a sweep's trials reuse their TensorFlow. Used directly rather
-    than through `joblib.Parallel`, whose per-call temporary folders are left registered with
-    loky's resource tracker when the process ends by `os._exit` (as annlab's stages do), and
-    the tracker then warns about "leaked folder objects" after the sweep's last line."""
-    global _executor
+    than through `joblib.Parallel`, which keeps its executor private (annlab must stop the
+    workers before it exits) and registers a temporary folder per call."""
+    global _executor, _started
     from joblib.externals.loky import get_reusable_executor
 
+    _started = True
     # idle workers live 300 s, as under joblib.Parallel (loky's own default is 10 s)
     _executor = get_reusable_executor(max_workers=jobs, reuse=True, timeout=300)
     return _executor
+
+
+def workers_started() -> bool:
+    """Whether this process started fold workers: it must then end by a normal exit, whose
+    finalizers release what loky's resource tracker watches (after `os._exit` the tracker
+    warns about "leaked" semaphores and folders)."""
+    return _started
 
 
 def stop_workers() -> None:
