@@ -148,8 +148,12 @@ def _eight_jobs(project: Path, env: dict[str, str]) -> None:
         subprocess.Popen(
             [
                 "annlab-train",
+                "dataset.limit=300",
                 "training.epochs=2",
                 "model.n_neurons=16",
+                # eight processes on a few cores: one TensorFlow thread each, not a pool per core
+                "training.intra_op_threads=1",
+                "training.inter_op_threads=1",
                 f"seed={i}",
                 f"hydra.run.dir=outputs/job{i}",
             ],
