@@ -29,33 +29,6 @@ PROJECT_FILES = [
 ]
 
 
-# The test files that take longest, longest first (worker-seconds on 2 cores, measured with
-# `pytest -m slow -n 2 --durations=0`). With `--dist loadfile` pytest-xdist hands whole files to
-# the workers in collection order; starting with the longest leaves short files for the end,
-# so both workers finish at about the same time. Only the speed depends on this list.
-LONGEST_FIRST = [
-    "test_team_server.py",  # ~300 s
-    "test_sweeps.py",  # ~210 s
-    "test_faults.py",  # ~205 s
-    "test_training.py",  # ~125 s
-    "test_experiments.py",  # ~90 s
-    "test_reports.py",
-    "test_pipeline.py",
-    "test_lifecycle_registry.py",
-    "test_lifecycle.py",
-    "test_bad_input.py",
-    "test_cv_search.py",
-    "test_lifecycle_remote.py",
-    "test_ui.py",
-]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the longest test files first (the rest after, in their usual order)."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory) -> Path:
     """An empty MLflow sqlite store whose schema MLflow made once: each test gets a copy, the

@@ -76,12 +76,3 @@ def test_mlflow_is_called_only_from_tracking():
         if any(n == "mlflow" or n.startswith("mlflow.") for n in imported_names(path, "hydra_plugins.x"))
     ]
     assert not outside, f"MLflow used outside annlab/tracking: {outside}"
-
-
-def test_the_longest_first_list_names_test_files_that_exist():
-    """conftest's schedule hint: a renamed file would silently lose its place."""
-    from conftest import LONGEST_FIRST
-
-    tests = Path(__file__).parent
-    missing = [name for name in LONGEST_FIRST if not (tests / name).is_file()]
-    assert not missing and len(set(LONGEST_FIRST)) == len(LONGEST_FIRST), missing
