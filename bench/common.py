@@ -93,10 +93,10 @@ def timed(
         "import resource, subprocess, sys, json, time;"
         "t = time.perf_counter(); p = subprocess.run(sys.argv[1:]);"
         "w = time.perf_counter() - t;"
-        "print(STATS + json.dumps({'rc': p.returncode, 'wall': w, 'rss': "
+        f"print({STATS!r} + json.dumps({{'rc': p.returncode, 'wall': w, 'rss': "
         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}), "
         "file=sys.stderr)"
-    ).replace("STATS", repr(STATS))
+    )
     proc = subprocess.run(
         [sys.executable, "-c", wrapper, *cmd],
         cwd=cwd,
@@ -105,7 +105,7 @@ def timed(
         text=True,
     )
     # the last stats line: a process the command left behind may write after it
-    (stats_line,) = [x for x in proc.stderr.splitlines() if x.startswith(STATS)][-1:]
+    stats_line = [x for x in proc.stderr.splitlines() if x.startswith(STATS)][-1]
     stats = json.loads(stats_line[len(STATS) :])
     if stats["rc"] != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

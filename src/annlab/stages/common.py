@@ -79,7 +79,6 @@ def exit_without_teardown() -> None:
         return
     cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
     if cv is not None and cv.workers_started():
-        cv.stop_workers()
         return  # a normal exit: loky's finalizers release what its resource tracker watches
     import logging
 

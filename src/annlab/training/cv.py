@@ -8,8 +8,8 @@
   fold with the model's compiled loss and metrics (Keras `evaluate`);
 - the configuration's score is the mean over the held-out folds (`summary`).
 
-Folds run in parallel processes (loky's, vendored in joblib) when `training.cv_jobs` and the cores allow,
-each with one TensorFlow thread; every fold is seeded alike, so the results do not depend on
+Folds run in parallel processes (loky's, vendored in joblib) when `training.cv_jobs` and the
+cores allow, each with one TensorFlow thread; every fold is seeded alike, so the results do not depend on
 where it ran. No MLflow here: `annlab.tracking.training_run` logs each fold as a child run.
 """
 
@@ -134,8 +134,9 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool
         else:
             worker_cfg = replace(cfg, training=_one_thread(cfg))
             try:
+                executor = _workers(jobs)
                 futures = [
-                    _workers(jobs).submit(fit_fold_in_worker, worker_cfg, splits, i, train, held, Path(work))
+                    executor.submit(fit_fold_in_worker, worker_cfg, splits, i, train, held, Path(work))
                     for i, (train, held) in enumerate(folds)
                 ]
                 results = [future.result() for future in futures]
