@@ -1,18 +1,13 @@
 """Sweeps and scale-out, as a user runs them: Hydra grid sweeps (basic and joblib launchers)
 with an MLflow parent run per sweep, annlab's Optuna sweeper (best params, resume, pruning,
-failed trials), a Ray cluster on 127.0.0.1, DVC's experiment queue, and `annlab compare`.
+failed trials), DVC's experiment queue, and `annlab compare`. The Ray launcher is tested
+against the team server (tests/test_team_server.py), the setup it is documented for.
 
 Everything runs for real on tiny data (digits / iris, 2-4 epochs, small models)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +18,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from annlab.errors import AnnlabError
-from conftest import ROOT, free_port, project_env, run
+from conftest import ROOT, project_env, run
 
 TINY = [
     "training.epochs=2",
@@ -258,91 +253,6 @@ def test_optuna_prunes_bad_trials_and_goes_on_after_failed_ones(project):
     assert "test_accuracy" not in by_state["PRUNED"].data.metrics  # not evaluated
     assert parent.data.tags["annlab.sweep.best_run_id"] == by_state["COMPLETE"].info.run_id
     assert parent.data.metrics["sweep_jobs_pruned"] == 1
-
-
-# -- Ray ------------------------------------------------------------------------------------------
-
-
-def ray_env(project: Path) -> dict[str, str]:
-    # Without this Ray on Linux swaps 127.0.0.1 for the machine's network address.
-    return project_env(project, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0")
-
-
-@pytest.mark.slow
-def test_ray_sweep_on_a_local_head(project):
-    import hydra_plugins.hydra_ray_launcher.ray_launcher  # noqa: F401  (the `.[ray]` extra; never skipped)
-
-    env = ray_env(project)
-    ray = str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: socket paths are limited
-    log = open(Path(temp_dir) / "head.log", "w")  # noqa: SIM115 (closed in finally)
-    # --block: the head lives as long as this process; terminating it stops exactly this head.
-    head = subprocess.Popen(
-        [
-            ray,
-            "start",
-            "--head",
-            "--block",
-            "--node-ip-address=127.0.0.1",
-            f"--port={port}",
-            "--num-cpus=2",
-            "--object-store-memory=100000000",
-            "--include-dashboard=false",
-            f"--dashboard-port={free_port()}",
-            f"--ray-client-server-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-        ],
-        cwd=project,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while (
-            run(
-                [ray, "status", f"--address=127.0.0.1:{port}"], project, env, check=False, timeout=60
-            ).returncode
-            != 0
-        ):
-            assert head.poll() is None, (Path(temp_dir) / "head.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the Ray head did not start in 120 s"
-            time.sleep(2)
-        out = run(
-            [
-                "annlab-train",
-                "-m",
-                "hydra/launcher=ray",
-                f"+hydra.launcher.ray.init.address=127.0.0.1:{port}",
-                "+hydra.launcher.ray.init.object_store_memory=null",
-                "dataset=iris",
-                "model.n_hidden=1,2,-1",
-                *TINY,
-            ],
-            project,
-            env,
-            check=False,
-        )
-        assert "Ray Launcher is launching 3 jobs" in out.stdout + out.stderr
-        assert_failed_sweep(out, 3, 2, 1, 0, "Expected `model.n_hidden` >= 0.")
-    finally:
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-    parent, children = sweep_of(client_for(project), "digits_mlp")
-    assert parent.info.status == "FAILED" and parent.data.metrics["sweep_jobs_failed"] == 1
-    assert sorted(c.data.params["model.n_hidden"] for c in children) == ["1", "2"]
-    assert {c.info.status for c in children} == {"FINISHED"}
-    assert all("test_accuracy" in c.data.metrics for c in children)
 
 
 # -- DVC experiment queue ------------------------------------------------------------------------

@@ -5,12 +5,14 @@ for the module, and real trainings, sweeps, `dvc repro`, promote / predict / com
 What must hold: the server prints `tracking.uri=...` and keeps its password private; 8
 concurrent trainings and a joblib sweep lose no run and leave none RUNNING; SIGTERM ends a
 training KILLED; SIGTERM stops server and database cleanly and a restart keeps every run and
-registered model; a wrong password or a dead database fails in one line before any training.
+registered model; a wrong password or a dead database fails in one line before any training;
+a sweep on a Ray head on 127.0.0.1 writes its runs to the server (the suite's one Ray head).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -363,56 +365,92 @@ def test_wrong_password_unreachable_database_or_second_server_fail_in_one_line(t
     assert time.monotonic() - started < 60
 
 
+class RayHead:
+    """`ray start --head --block` on 127.0.0.1 in its own session: terminating it stops exactly
+    this head. Ready once `ray status` lists an active node: it exits 0 with "No cluster
+    status" before the node has registered, and a driver that connects then fails after 60 s."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.ray = str(Path(sys.executable).parent / "ray")
+        self.address = f"127.0.0.1:{free_port()}"
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: socket paths are limited
+        self.log = open(self.temp_dir / "head.log", "w")  # noqa: SIM115 (closed in stop)
+        self.cwd, self.env = cwd, env
+        self.process = subprocess.Popen(
+            [self.ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
+            + [f"--port={self.address.split(':')[1]}", "--num-cpus=2", "--object-store-memory=100000000"]
+            + ["--include-dashboard=false", f"--dashboard-port={free_port()}"]
+            + [f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"]
+            + [f"--temp-dir={self.temp_dir}", "--disable-usage-stats"],
+            cwd=cwd,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_for_a_node(self, seconds: float = 180) -> None:
+        deadline = time.monotonic() + seconds
+        status = [self.ray, "status", f"--address={self.address}"]
+        while True:
+            out = run(status, self.cwd, self.env, check=False, timeout=60)
+            if out.returncode == 0 and re.search(r"^Active:\n\s*1 node_", out.stdout, re.MULTILINE):
+                return
+            assert self.process.poll() is None, self.logs()
+            assert time.monotonic() < deadline, f"no Ray node in {seconds} s\n{out.stdout}{self.logs()}"
+            time.sleep(1)
+
+    def logs(self) -> str:
+        """The head's own log and its raylet's, for a failure message."""
+        parts = [self.temp_dir / "head.log", *self.temp_dir.glob("session_*/logs/raylet.out")]
+        return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in parts if p.is_file())
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_ray_sweep_writes_to_the_team_server(team):
-    """A Ray head on 127.0.0.1 runs a 2-job sweep; its jobs learn the server from the config
-    (`tracking.uri=...`), as workers on other machines would."""
+def test_ray_sweep_writes_to_the_team_server_and_reports_its_failed_job(team):
+    """A Ray head on 127.0.0.1 runs a 3-job sweep whose jobs learn the server from the config
+    (`tracking.uri=...`), as workers on other machines would; the job with a bad setting fails
+    with its reason while the others finish, and the sweep exits 1 with a FAILED parent."""
     import hydra_plugins.hydra_ray_launcher.ray_launcher  # noqa: F401  (the `.[ray]` extra; never skipped)
 
     env = client_env(None, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0")
-    ray = str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: socket paths are limited
-    log = open(Path(temp_dir) / "head.log", "w")  # noqa: SIM115 (closed in finally)
-    head = subprocess.Popen(
-        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
-        + ["--num-cpus=2", "--object-store-memory=100000000", "--include-dashboard=false"]
-        + [f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}"]
-        + [f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-        cwd=team.project,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    head = RayHead(team.project, env)
     try:
-        deadline = time.monotonic() + 120
-        status = [ray, "status", f"--address=127.0.0.1:{port}"]
-        while run(status, team.project, env, check=False, timeout=60).returncode != 0:
-            assert head.poll() is None, (Path(temp_dir) / "head.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the Ray head did not start in 120 s"
-            time.sleep(2)
-        run(
-            ["annlab-train", "-m", "hydra/launcher=ray", f"+hydra.launcher.ray.init.address=127.0.0.1:{port}"]
+        head.wait_for_a_node()
+        out = run(
+            ["annlab-train", "-m", "hydra/launcher=ray", f"+hydra.launcher.ray.init.address={head.address}"]
             + ["+hydra.launcher.ray.init.object_store_memory=null", f"tracking.uri={team.uri}"]
-            + ["experiment_name=ray_sweep", "model.n_hidden=1,2", *TINY, *ONE_THREAD],
+            + ["experiment_name=ray_sweep", "model.n_hidden=1,2,-1", *TINY, *ONE_THREAD],
             team.project,
             env,
+            check=False,
         )
+        text = out.stdout + out.stderr
+        assert "Ray Launcher is launching 3 jobs" in text, text[-4000:] + head.logs()
+        assert out.returncode == 1, text[-4000:]
+        assert "annlab sweep: 3 jobs: 2 finished, 1 failed, 0 pruned" in text, text[-4000:]
+        assert text.count("failed: Expected `model.n_hidden` >= 0.") == 1, text[-4000:]
+        assert "1 of 3 jobs of the sweep failed" in out.stderr
     finally:
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        head.stop()
     runs = runs_of(team, "ray_sweep")
     parents = [r for r in runs if r.data.tags.get("annlab.sweep.role") == "parent"]
     children = [r for r in runs if r not in parents]
-    assert len(parents) == 1 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert parents[0].data.metrics["sweep_jobs_failed"] == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert sorted(r.data.params["model.n_hidden"] for r in children) == ["1", "2"]
+    assert {r.info.status for r in children} == {"FINISHED"}
     assert all("test_accuracy" in r.data.metrics for r in children)
 
 
