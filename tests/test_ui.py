@@ -58,6 +58,9 @@ def test_server_experiments_are_marked_and_ctrl_c_stops_the_ui(tmp_path, monkeyp
 
         server = psutil.Process(ui.pid).children(recursive=True)
         assert len(server) >= 2, "mlflow server and its workers"
+        commands = [" ".join(p.cmdline()) for p in server]
+        assert not [c for c in commands if "huey" in c], commands  # no GenAI job runner
+        assert sum("--multiprocessing-fork" in c for c in commands) <= 1, commands  # one worker
         os.killpg(ui.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
         assert ui.wait(timeout=60) == 0
     finally:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from annlab.errors import AnnlabError
+from annlab.tracking.server.mlflow_process import without_job_runner
 from annlab.tracking.store import DEFAULT_URI
 
 LOG_FILE = Path(".annlab") / "ui.log"
@@ -36,6 +37,8 @@ class _Stop(Exception):
 
 
 def ui_command(host: str, port: int, backend_store_uri: str | None) -> list[str]:
+    """One uvicorn worker: a UI for one person (MLflow's default, 4, is four processes that
+    each import MLflow: seconds of CPU and hundreds of MB before the page answers)."""
     uri = backend_store_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     return [
         sys.executable,
@@ -48,6 +51,8 @@ def ui_command(host: str, port: int, backend_store_uri: str | None) -> list[str]
         host,
         "--port",
         str(port),
+        "--workers",
+        "1",
     ]
 
 
@@ -80,7 +85,10 @@ def local_address(host: str) -> str:
 
 def start(cmd: list[str], log) -> subprocess.Popen:
     """A server in a new session: its own process group, out of the terminal's reach."""
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    env = without_job_runner(dict(os.environ))
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env
+    )
 
 
 def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:

@@ -20,11 +20,17 @@ def server_env(database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["MLFLOW_BACKEND_STORE_URI"] = database_url
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a team's server talks to its team only
-    # MLflow 3 otherwise starts a job runner and 7 huey consumers (~1.5 GB, seconds of CPU) for
-    # GenAI jobs (scorers, trace roll-ups) that training runs never submit.
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    without_job_runner(env)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         env.pop(name, None)  # the server's store is the URL above, not a client setting
+    return env
+
+
+def without_job_runner(env: dict[str, str]) -> dict[str, str]:
+    """MLflow 3 otherwise starts a job runner and 7 huey consumers (~1.5 GB, seconds of CPU
+    each) for GenAI jobs (scorers, trace roll-ups) that training runs never submit. Setting
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true in the environment turns them back on."""
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     return env
 
 
