@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -194,6 +195,19 @@ def umask(value: int) -> Iterator[None]:
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def stop_annlab_ui(ui: subprocess.Popen) -> None:
+    """After a failed check: stop a still-running `annlab ui` as a user would (SIGTERM), so it
+    stops its servers, which run in sessions of their own and would outlive a SIGKILL of its
+    group; SIGKILL only if it does not exit."""
+    if ui.poll() is None:
+        ui.send_signal(signal.SIGTERM)
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+    ui.wait(timeout=30)
 
 
 def assert_stopped(processes, port: int) -> None:

@@ -3,7 +3,6 @@ through a real `annlab ui` server's REST API, and the Markdown report's content.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -24,7 +23,16 @@ from annlab.stages.report import report
 from annlab.stages.split import split
 from annlab.stages.train import train
 from browser import dump_dom, screenshot
-from conftest import assert_stopped, free_port, mode_of, seed_store, tool_env, umask, wait_until_healthy
+from conftest import (
+    assert_stopped,
+    free_port,
+    mode_of,
+    seed_store,
+    stop_annlab_ui,
+    tool_env,
+    umask,
+    wait_until_healthy,
+)
 
 
 def run_pipeline(cfg) -> None:
@@ -235,9 +243,7 @@ def test_annlab_ui_opens_the_runs_and_stops_on_sigterm(classification_report, tm
         ui.send_signal(signal.SIGTERM)  # to annlab ui only, as `kill PID` does
         assert ui.wait(timeout=60) == 0
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(ui.pid, signal.SIGKILL)
-        ui.wait(timeout=30)
+        stop_annlab_ui(ui)
     assert_stopped(server, port)
     text = output.read_text()
     assert text.splitlines()[-1] == f"ui: stopped; port {port} is free"

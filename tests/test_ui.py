@@ -4,7 +4,6 @@ with every server process gone and the port free."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from conftest import assert_stopped, free_port, tool_env, wait_until_healthy
+from conftest import assert_stopped, free_port, stop_annlab_ui, tool_env, wait_until_healthy
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -65,9 +64,7 @@ def test_server_experiments_are_marked_and_ctrl_c_stops_the_ui(tmp_path, monkeyp
         assert ui.wait(timeout=60) == 0
     finally:
         mlflow.set_tracking_uri(previous_uri)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(ui.pid, signal.SIGKILL)
-        ui.wait(timeout=30)
+        stop_annlab_ui(ui)
     assert_stopped(server, port)
     lines = output.read_text().splitlines()
     assert lines[0].startswith(f"MLflow UI: {base} ") and lines[-1] == f"ui: stopped; port {port} is free"
