@@ -206,7 +206,8 @@ def stop_annlab_ui(ui: subprocess.Popen) -> None:
         try:
             ui.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                os.killpg(ui.pid, signal.SIGKILL)
     ui.wait(timeout=30)
 
 

@@ -372,13 +372,14 @@ class RayHead:
 
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
         self.ray = str(Path(sys.executable).parent / "ray")
-        self.address = f"127.0.0.1:{free_port()}"
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: socket paths are limited
         self.log = open(self.temp_dir / "head.log", "w")  # noqa: SIM115 (closed in stop)
         self.cwd, self.env = cwd, env
         self.process = subprocess.Popen(
             [self.ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
-            + [f"--port={self.address.split(':')[1]}", "--num-cpus=2", "--object-store-memory=100000000"]
+            + [f"--port={self.port}", "--num-cpus=2", "--object-store-memory=100000000"]
             + ["--include-dashboard=false", f"--dashboard-port={free_port()}"]
             + [f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"]
             + [f"--temp-dir={self.temp_dir}", "--disable-usage-stats"],

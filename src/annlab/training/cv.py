@@ -9,8 +9,8 @@
 - the configuration's score is the mean over the held-out folds (`summary`).
 
 Folds run in parallel processes (loky's, vendored in joblib) when `training.cv_jobs` and the
-cores allow, each with one TensorFlow thread; every fold is seeded alike, so the results do not depend on
-where it ran. No MLflow here: `annlab.tracking.training_run` logs each fold as a child run.
+cores allow, each with one TensorFlow thread; every fold is seeded alike, so the results do not
+depend on where it ran. No MLflow here: `annlab.tracking.training_run` logs each fold as a child run.
 """
 
 from __future__ import annotations
