@@ -230,9 +230,10 @@ def test_stages_that_do_not_train_never_import_tensorflow(workdir):
 
 
 @pytest.mark.slow
-def test_keras_loads_without_its_optional_scikit_learn_and_matplotlib_parts():
-    """Pins what annlab.quiet_tensorflow relies on: Keras imports without scikit-learn and
-    matplotlib when they are absent at its import, trains, and both import normally after."""
+def test_keras_loads_without_its_optional_scikit_learn_matplotlib_and_pandas_parts():
+    """Pins what annlab.quiet_tensorflow relies on: Keras imports without scikit-learn,
+    matplotlib and pandas when they are absent at its import, trains and predicts on NumPy
+    arrays, and all three import normally after."""
     import subprocess
     import sys
 
@@ -243,11 +244,13 @@ def test_keras_loads_without_its_optional_scikit_learn_and_matplotlib_parts():
         "from annlab.quiet_tensorflow import quiet_tensorflow\n"
         "quiet_tensorflow()\n"
         "assert 'keras' in sys.modules and 'sklearn' not in sys.modules\n"
-        "assert 'matplotlib' not in sys.modules\n"
+        "assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules\n"
         "import keras, numpy as np\n"
         "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
         "m.compile(loss='mse'); m.fit(np.ones((4, 2)), np.ones(4), verbose=0)\n"
-        "import sklearn.linear_model, matplotlib.pyplot\n"
+        "assert m.predict(np.ones((3, 2)), verbose=0).shape == (3, 1)\n"
+        "import sklearn.linear_model, matplotlib.pyplot, pandas\n"
+        "assert pandas.DataFrame({'a': [1]}).shape == (1, 1)\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=tool_env())

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import sys
 
-# Keras imports scikit-learn (for its scikit-learn wrappers) and matplotlib.pyplot (for its
-# image-gallery plot) whenever they are installed, and treats both as optional (`try: import
-# ... except ImportError`). annlab uses neither part; skipping them takes ~1.3 s of CPU off
-# every TensorFlow stage. Both import normally afterwards. tests/test_pipeline.py pins this.
-OPTIONAL_FOR_KERAS = ("sklearn", "matplotlib")
+# Keras imports scikit-learn (for its scikit-learn wrappers), matplotlib.pyplot (for its
+# image-gallery plot) and pandas (to accept DataFrames in fit / predict) whenever they are
+# installed, and treats all three as optional (`try: import ... except ImportError`). annlab
+# uses none of those parts (it feeds Keras NumPy arrays; the pyfunc loader converts a
+# DataFrame first); skipping them takes ~1.7 s of CPU off every TensorFlow process that has
+# not imported them yet. All three import normally afterwards. tests/test_pipeline.py pins this.
+OPTIONAL_FOR_KERAS = ("sklearn", "matplotlib", "pandas")
 
 
 def quiet_tensorflow() -> None:
     """Import TensorFlow and Keras with TensorFlow's C++ start-up lines (oneDNN, CPU features,
-    absl) silenced, and without Keras' optional scikit-learn and matplotlib parts.
+    absl) silenced, and without Keras' optional scikit-learn, matplotlib and pandas parts.
 
     TensorFlow 2.21 prints those lines to stderr at import whatever TF_CPP_MIN_LOG_LEVEL says;
     they would bury the one line a user needs to read. Python errors are unaffected: they are
