@@ -25,7 +25,7 @@ from lifecycle_support import (
 )
 
 pytestmark = pytest.mark.slow  # trains real models once per module
-LEARNING_RATES = ("0.001", "0.01", "0.05")
+LEARNING_RATES = ("0.001", "0.05")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def store_uri(tmp_path_factory, empty_store) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, store_uri):
-    """Experiment `iris_lab`: three runs at different learning rates, plus a sweep (parent run
+    """Experiment `iris_lab`: two runs at different learning rates, plus a sweep (parent run
     with two children); experiment `diabetes_wd`: one two-input Wide & Deep run."""
     root = tmp_path_factory.mktemp("lab")
     common = (*IRIS, "experiment_name=iris_lab", "objective.metric=val_loss", "objective.direction=minimize")
@@ -79,7 +79,7 @@ def test_promote_picks_the_best_run_of_an_experiment(lab, use_store):
     best = min(all_runs, key=objective)
     done = promote(experiment="iris_lab")
     assert (done.name, done.alias, done.run_id) == ("iris_lab", "champion", best)
-    assert done.candidates == 5 and done.metric == "objective_val_loss"
+    assert done.candidates == 4 and done.metric == "objective_val_loss"
     assert done.direction == "minimize" and math.isclose(done.value, objective(best))
 
     client = mlflow.MlflowClient()
@@ -88,7 +88,7 @@ def test_promote_picks_the_best_run_of_an_experiment(lab, use_store):
     assert version.tags["annlab.metric"] == "objective_val_loss"
     assert float(version.tags["annlab.metric_value"]) == pytest.approx(objective(best))
     assert version.tags["annlab.direction"] == "minimize"
-    assert "objective_val_loss" in version.description and "best of 5 runs" in version.description
+    assert "objective_val_loss" in version.description and "best of 4 runs" in version.description
 
     # Promoting the same run again moves nothing and registers no second copy.
     again = promote(experiment="iris_lab")
@@ -140,7 +140,9 @@ def test_promote_errors_are_one_line(lab, use_store):
 def test_served_champion_answers_like_annlab_predict(lab, use_store, workdir, store_uri):
     """A real `mlflow models serve` on a free loopback port, a real POST /invocations with the
     raw features (the body `annlab request` writes), and annlab predict's numbers back; the
-    server's output holds no Keras progress bar (the pyfunc model predicts silently)."""
+    server's output holds no Keras progress bar (the pyfunc model predicts silently). The
+    scoring server is a fresh process that imports nothing of annlab before loading: the
+    subclassed model's pyfunc loader registers its class itself."""
     import requests
 
     from annlab.serving.predict import predict_file
@@ -188,7 +190,7 @@ def test_cli_promote_prints_one_summary_line(lab, use_store, capsys):
     main(["promote", "--experiment", "iris_lab", "--alias", "from_cli"])
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("promote: run ")
-    assert "models:/iris_lab@from_cli" in out[0] and "best of 5 runs" in out[0]
+    assert "models:/iris_lab@from_cli" in out[0] and "best of 4 runs" in out[0]
     with pytest.raises(SystemExit) as exit_info:
         main(["promote", "--experiment", "missing_lab"])
     assert exit_info.value.code == 1

@@ -1,10 +1,12 @@
 """End to end, as a user runs it: `dvc repro` in a fresh git repo, the MLflow run it leaves,
-a no-op second repro, and `dvc exp run -S` rerunning only what a training setting affects."""
+a no-op second repro, `dvc exp run -S` rerunning only what a training setting affects, and
+sharing through a DVC remote (push, lose the cache and outputs, pull, nothing to rerun)."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -15,6 +17,7 @@ from browser import OFFLINE_FLAGS, dump_dom, screenshot
 from conftest import project_env, run
 
 STAGES = ["prepare", "split", "train", "evaluate", "report"]
+CACHED_OUTPUTS = ["data/raw", "data/processed", "models", "reports/evaluation", "reports/figures"]
 CANVAS = re.compile(r'<canvas width="(\d+)" height="(\d+)" class="marks"')
 
 
@@ -102,6 +105,38 @@ def test_dvc_repro_end_to_end(cloned_project):
     assert "failed" not in plots.stdout + plots.stderr
     assert_plots_render_offline(project, env, project.parent / "browser")
     assert "dvc_plots" not in run(["git", "status", "--porcelain"], project, env).stdout
+
+    run(["git", "add", "-A"], project, env)
+    run(["git", "commit", "-qm", "the experiment"], project, env)  # dvc.lock, metrics, report
+    assert_push_remove_pull_leaves_nothing_to_rerun(project, env, project.parent / "remote")
+
+
+def assert_push_remove_pull_leaves_nothing_to_rerun(project, env, remote) -> None:
+    """Push the outputs to a local-folder remote, lose the cache and every output, pull them
+    back: the pipeline is up to date."""
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], project, env)
+    pushed = run(["dvc", "push"], project, env)
+    assert re.search(r"\d+ files? pushed", pushed.stdout), pushed.stdout
+    assert any(remote.rglob("*")), "the remote holds the pushed files"
+    shutil.rmtree(project / ".dvc" / "cache")
+    for out in CACHED_OUTPUTS:
+        shutil.rmtree(project / out)
+    missing = run(["dvc", "status"], project, env)
+    assert "deleted" in missing.stdout, missing.stdout
+    run(["dvc", "pull"], project, env)
+    for path in [
+        "data/raw/arrays.npz",
+        "data/processed/scaler.json",
+        "models/model.keras",
+        "models/meta.json",
+        "models/run.json",
+        "reports/evaluation/predictions.csv",
+        "reports/figures/learning_curves.png",
+    ]:
+        assert (project / path).is_file(), path
+    status = run(["dvc", "status"], project, env)
+    assert "up to date" in status.stdout, status.stdout
+    assert ran_stages(run(["dvc", "repro"], project, env).stdout) == []
 
 
 def assert_plots_render_offline(project, env, scratch) -> None:
