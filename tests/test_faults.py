@@ -154,6 +154,7 @@ def _eight_jobs(project: Path, env: dict[str, str]) -> None:
                 # eight processes on a few cores: one TensorFlow thread each, not a pool per core
                 "training.intra_op_threads=1",
                 "training.inter_op_threads=1",
+                "tracking.log_model=false",  # runs, their metrics and artifacts are the subject
                 f"seed={i}",
                 f"hydra.run.dir=outputs/job{i}",
             ],
@@ -179,6 +180,7 @@ def _assert_eight_finished(uri: str) -> None:
     for r in runs:
         assert {"test_accuracy", "val_loss", "train_seconds"} <= set(r.data.metrics)
         assert len(client.get_metric_history(r.info.run_id, "val_loss")) == 2
+        assert "history.csv" in {a.path for a in client.list_artifacts(r.info.run_id)}
 
 
 @pytest.mark.slow

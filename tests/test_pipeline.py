@@ -212,32 +212,6 @@ def assert_a_failed_experiment_leaves_a_way_back(project, env) -> None:
     assert changed_stages(project, env) == set()
 
 
-@pytest.mark.slow
-def test_hydra_app_trains_with_overrides(project):
-    env = project_env(project)
-    out = run(
-        [
-            "annlab-train",
-            "training.epochs=2",
-            "model.n_hidden=1",
-            "dataset=iris",
-            "hydra.run.dir=outputs/run1",
-        ],
-        project,
-        env,
-    )
-    assert "train: mlp on iris" in out.stdout
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["digits_mlp"], output_format="list")
-    assert len(runs) == 1
-    found = runs[0]
-    assert found.info.status == "FINISHED"
-    assert found.data.params["model.n_hidden"] == "1"
-    assert "model.n_hidden=1" in found.data.tags["annlab.hydra.overrides"]
-    assert "test_accuracy" in found.data.metrics
-    assert (project / "outputs/run1/models/model.keras").is_file()
-
-
 def test_stages_that_do_not_train_never_import_tensorflow(workdir):
     """prepare, split and report stay fast: TensorFlow's import alone takes seconds."""
     import subprocess

@@ -390,7 +390,7 @@ class RayHead:
                 return
             assert self.process.poll() is None, self.logs()
             assert time.monotonic() < deadline, f"no Ray node in {seconds} s\n{out.stdout}{self.logs()}"
-            time.sleep(1)
+            time.sleep(2)  # each `ray status` imports Ray, ~1 s of CPU
 
     def logs(self) -> str:
         """The head's own log and its raylet's, for a failure message."""

@@ -131,14 +131,16 @@ def test_many_steps_per_execution_train_the_same_weights_as_one(compose, workdir
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """Data-parallel training (tf.distribute.MirroredStrategy) on the CPU split in two; the
-    logical devices must exist before TensorFlow starts, hence a fresh process."""
+    logical devices must exist before TensorFlow starts, hence a fresh process: the Hydra app
+    `annlab-train` with command-line overrides, recorded on the run, and its outputs in
+    `hydra.run.dir`."""
     import shutil
 
     from conftest import ROOT, run, tool_env
 
     shutil.copytree(ROOT / "conf", tmp_path / "conf")
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run(
+    out = run(
         [
             "annlab-train",
             "dataset=iris",
@@ -150,12 +152,15 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         tmp_path,
         tool_env({"MLFLOW_TRACKING_URI": store}),
     )
+    assert "train: mlp on iris" in out.stdout
     client = mlflow.MlflowClient(tracking_uri=store)
     (found,) = client.search_runs([client.get_experiment_by_name("digits_mlp").experiment_id])
     assert found.info.status == "FINISHED"
     assert found.data.params["training.strategy"] == "mirrored"
+    assert "training.strategy=mirrored" in found.data.tags["annlab.hydra.overrides"]
     assert found.data.metrics["replicas_in_sync"] == 2
     assert "test_accuracy" in found.data.metrics
+    assert (tmp_path / "out" / "models" / "model.keras").is_file()
 
 
 @pytest.mark.slow
