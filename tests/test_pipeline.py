@@ -17,6 +17,21 @@ from browser import OFFLINE_FLAGS, dump_dom, screenshot
 from conftest import project_env, run
 
 STAGES = ["prepare", "split", "train", "evaluate", "report"]
+OUTPUT_FILES = [  # what the first `dvc repro` leaves (and `dvc pull` brings back)
+    "data/raw/arrays.npz",
+    "data/raw/meta.json",
+    "data/processed/train.npz",
+    "data/processed/valid.npz",
+    "data/processed/test.npz",
+    "data/processed/scaler.json",
+    "models/model.keras",
+    "models/history.csv",
+    "models/run.json",
+    "reports/metrics.json",
+    "reports/report.md",
+    "reports/report.html",
+    "reports/figures/learning_curves.png",
+]
 CACHED_OUTPUTS = ["data/raw", "data/processed", "models", "reports/evaluation", "reports/figures"]
 CANVAS = re.compile(r'<canvas width="(\d+)" height="(\d+)" class="marks"')
 
@@ -34,21 +49,7 @@ def test_dvc_repro_end_to_end(cloned_project):
     first = run(["dvc", "repro"], project, env)
     assert ran_stages(first.stdout) == STAGES
 
-    for path in [
-        "data/raw/arrays.npz",
-        "data/raw/meta.json",
-        "data/processed/train.npz",
-        "data/processed/valid.npz",
-        "data/processed/test.npz",
-        "data/processed/scaler.json",
-        "models/model.keras",
-        "models/history.csv",
-        "models/run.json",
-        "reports/metrics.json",
-        "reports/report.md",
-        "reports/report.html",
-        "reports/figures/learning_curves.png",
-    ]:
+    for path in OUTPUT_FILES:
         assert (project / path).is_file(), path
     scaler = json.loads((project / "data/processed/scaler.json").read_text())
     assert scaler["kind"] == "standard" and len(scaler["mean"]) == 8
@@ -124,15 +125,7 @@ def assert_push_remove_pull_leaves_nothing_to_rerun(project, env, remote) -> Non
     missing = run(["dvc", "status"], project, env)
     assert "deleted" in missing.stdout, missing.stdout
     run(["dvc", "pull"], project, env)
-    for path in [
-        "data/raw/arrays.npz",
-        "data/processed/scaler.json",
-        "models/model.keras",
-        "models/meta.json",
-        "models/run.json",
-        "reports/evaluation/predictions.csv",
-        "reports/figures/learning_curves.png",
-    ]:
+    for path in [*OUTPUT_FILES, "models/meta.json", "reports/evaluation/predictions.csv"]:
         assert (project / path).is_file(), path
     status = run(["dvc", "status"], project, env)
     assert "up to date" in status.stdout, status.stdout
