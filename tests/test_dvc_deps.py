@@ -93,3 +93,16 @@ def test_reporting_code_is_not_a_dependency_of_training():
     only_report = {str(p.relative_to(ROOT)) for p in report - train}
     assert any(p.startswith("src/annlab/reporting/") for p in only_report)
     assert all(ROOT / p not in listed_code(stages["train"]) for p in only_report)
+
+
+def test_dvc_reads_its_yaml_files_with_the_c_parser():
+    """pyproject.toml installs ruamel.yaml.clib so that DVC's safe YAML loader (dvc.yaml, dvc.lock,
+    params.yaml) parses in C: a no-op `dvc repro` takes ~1.3 s instead of ~1.85 s here. ruamel.yaml
+    0.19 made the extension optional; this fails if it goes missing or stops being used."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.main import CParser
+
+    assert CParser is not None, "ruamel.yaml.clib is not installed: `pip install -e .`"
+    assert YAML(typ="safe").Parser is CParser
+    text = (ROOT / "dvc.yaml").read_text()
+    assert YAML(typ="safe").load(text) == yaml.safe_load(text)
