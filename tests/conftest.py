@@ -10,7 +10,6 @@ import signal
 import stat
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,35 +28,6 @@ PROJECT_FILES = [
     "pyproject.toml",
     "data/README.md",
 ]
-
-
-# The files whose tests take minutes (real DVC, MLflow servers, eight concurrent trainings),
-# longest first (measured with `--durations` on 2 cores: 50-200 s each in the slow tier). xdist
-# hands whole files to its workers in collection order (`--dist loadfile
-# --no-loadscope-reorder`); with the longest first, a run ends on short files, not with one
-# worker alone on the end-to-end test. Other files follow, those with most tests first (xdist's
-# own order).
-LONGEST_FIRST = (
-    "test_sweeps.py",
-    "test_team_server.py",
-    "test_faults.py",
-    "test_training.py",
-    "test_pipeline.py",
-    "test_lifecycle_registry.py",
-    "test_cv_search.py",
-    "test_experiments.py",
-    "test_lifecycle.py",
-)
-
-
-@pytest.hookimpl(trylast=True)  # after `-m` has deselected
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    missing = [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()]
-    if missing:
-        raise pytest.UsageError(f"tests/conftest.py: LONGEST_FIRST names no such file: {missing}")
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    tests_in = Counter(item.path.name for item in items)
-    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -tests_in[item.path.name]))
 
 
 @pytest.fixture(scope="session")
