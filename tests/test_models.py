@@ -86,11 +86,10 @@ def test_clipping_bounds_rows_far_outside_the_training_range(compose, tmp_path, 
     inside[0, 5] = 0.5 + 3 * np.sqrt(2.0)  # exactly 3 standard deviations above the mean
     outlier = inside.copy()
     outlier[0, 5] = 1_243.0  # California's largest AveOccup
-    predict = lambda m, X: np.asarray(_outputs(m, cfg, X))  # noqa: E731
-    np.testing.assert_allclose(predict(model, outlier), predict(model, inside), rtol=1e-6)
+    np.testing.assert_allclose(_outputs(model, cfg, outlier), _outputs(model, cfg, inside), rtol=1e-6)
     unclipped, _ = build_model(compose(*overrides), HOUSING_META, _standard_scaler(8))
     unclipped.set_weights(model.get_weights())
-    assert not np.allclose(predict(unclipped, outlier), predict(unclipped, inside))
+    assert not np.allclose(_outputs(unclipped, cfg, outlier), _outputs(unclipped, cfg, inside))
     _assert_round_trip(cfg, HOUSING_META, tmp_path)  # built-in layers: loads in safe mode
 
 
