@@ -11,7 +11,8 @@ from pathlib import Path
 from annlab.code_deps import SOURCE_ROOT, imported_names
 
 FLOORS = [
-    {"errors", "io", "objective", "code_deps", "signals", "quiet_tensorflow", "__init__"},  # shared utilities
+    # shared utilities
+    {"errors", "io", "locks", "objective", "code_deps", "signals", "quiet_tensorflow", "__init__"},
     {"config"},
     {"data"},
     {"models"},

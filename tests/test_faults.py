@@ -97,7 +97,8 @@ def test_interrupted_training_is_killed_and_resumes(prepared, signum, request):
     assert history["epoch"].tolist() == list(range(EPOCHS)), "the resumed run has every epoch"
     curve = _client(project).get_metric_history(final.info.run_id, "val_loss")
     assert sorted(m.step for m in curve) == list(range(EPOCHS))
-    assert not list((project / ".annlab" / "state").glob("*")), "state is cleared on success"
+    state = project / ".annlab" / "state"
+    assert not [p for p in state.iterdir() if p.is_dir()], "state is cleared on success (locks stay)"
 
     # The same config trained without interruption ends at (nearly) the same place. Exact
     # equality is not expected: after a restore the data are shuffled from a fresh iterator.
@@ -194,6 +195,30 @@ def test_eight_concurrent_jobs_on_one_sqlite_store(tmp_path):
     uri = f"sqlite:///{project / 'mlflow.db'}"  # a fresh store: the jobs race to create it
     _eight_jobs(project, tool_env({"MLFLOW_TRACKING_URI": uri}))
     _assert_eight_finished(uri)
+
+
+def test_a_concurrent_training_of_one_configuration_leaves_the_resume_state_alone(compose, workdir, capsys):
+    """While one process trains a configuration (here: this test holds its lock), another
+    training of it runs without resume state: it writes no epochs into the first one's folder
+    and does not remove it when done."""
+    from annlab.locks import file_lock
+    from annlab.stages.prepare import prepare
+    from annlab.stages.split import split
+    from annlab.stages.train import train
+    from annlab.training.outputs import STATE_ROOT, config_fingerprint
+
+    cfg = compose("dataset=iris", "training.epochs=2", "tracking.enabled=false")
+    prepare(cfg)
+    split(cfg)
+    state_dir = STATE_ROOT / config_fingerprint(cfg)
+    state_dir.mkdir(parents=True)
+    (state_dir / "epochs.csv").write_text("the first training's\n")
+    with file_lock(state_dir.with_suffix(".lock")):
+        train(cfg)
+    assert "another process is training this configuration" in capsys.readouterr().out
+    assert [p.name for p in state_dir.iterdir()] == ["epochs.csv"]
+    assert (state_dir / "epochs.csv").read_text() == "the first training's\n"
+    assert Path("models/model.keras").is_file()
 
 
 def test_lambda_model_is_refused_in_safe_mode(tmp_path, monkeypatch):

@@ -11,11 +11,8 @@ code that loads and splits it. Edit the CSV or a loader and the next job prepare
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from annlab.config.schema import Config
 from annlab.data.sources import load_source, source_identity
 from annlab.data.split import META_FILE, save_splits, split_dataset
 from annlab.io import atomic_dir
+from annlab.locks import file_lock
 
 CACHE_ROOT = Path("data") / "cache"
 
@@ -40,21 +38,10 @@ def data_key(cfg: Config, code: str | None = None) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_prepared(cfg: Config, root: Path = CACHE_ROOT) -> Path:
     """The processed-data folder for `cfg`, loading and splitting the data if not there yet."""
     processed = root / f"{cfg.dataset.name}-{data_key(cfg)}"
-    with _locked(processed.with_suffix(".lock")):
+    with file_lock(processed.with_suffix(".lock")):
         if not (processed / META_FILE).is_file():
             splits = split_dataset(load_source(cfg.dataset), cfg.split, cfg.seed)
             with atomic_dir(processed) as tmp:

@@ -96,20 +96,15 @@ def create_sqlite_store_once(uri: str) -> None:
     otherwise race on MLflow's schema migration and one fails. The lock is a `flock` on the
     database file itself, which sqlite's own (fcntl) locks do not see.
     """
-    import fcntl
-
     import mlflow
+
+    from annlab.locks import file_lock
 
     path = Path(uri[len(SQLITE_PREFIX) :].split("?", 1)[0])
     if not path.name or str(path) == ":memory:":
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            retry_locked(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1))
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(path):
+        retry_locked(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1))
 
 
 def check_server(uri: str, timeout: float = 3.0) -> None:

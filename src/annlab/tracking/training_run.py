@@ -4,9 +4,10 @@ ends (FINISHED, FAILED with the reason, KILLED on a signal)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,33 +103,57 @@ def train_and_track(
     from annlab.training.setup import configure_tensorflow
 
     configure_tensorflow(cfg.training, cfg.seed)
-    state_dir = STATE_ROOT / config_fingerprint(cfg)
-    try:
-        with interrupts_as_exceptions():
-            outcome = _train(
-                cfg,
-                splits,
-                out_dir,
-                tracked,
-                uri,
-                state_dir,
-                callbacks,
-                cv_only,
-                objective_override,
-                evaluate,
-            )
-    except KeyboardInterrupt:
-        if tracked is not None:
-            tracked.end("KILLED", "interrupted by a signal")
-        raise  # keep the state: rerunning resumes from the last completed epoch
-    except BaseException as err:
-        if tracked is not None:
-            reason = str(err) if isinstance(err, AnnlabError) else f"{type(err).__name__}: {err}"
-            tracked.end("FAILED", reason)
-        shutil.rmtree(state_dir, ignore_errors=True)
-        raise
-    shutil.rmtree(state_dir, ignore_errors=True)
+    with _resume_state(cfg) as state_dir:
+        try:
+            with interrupts_as_exceptions():
+                outcome = _train(
+                    cfg,
+                    splits,
+                    out_dir,
+                    tracked,
+                    uri,
+                    state_dir,
+                    callbacks,
+                    cv_only,
+                    objective_override,
+                    evaluate,
+                )
+        except KeyboardInterrupt:
+            if tracked is not None:
+                tracked.end("KILLED", "interrupted by a signal")
+            raise  # keep the state: rerunning resumes from the last completed epoch
+        except BaseException as err:
+            if tracked is not None:
+                reason = str(err) if isinstance(err, AnnlabError) else f"{type(err).__name__}: {err}"
+                tracked.end("FAILED", reason)
+            _remove(state_dir)
+            raise
+        _remove(state_dir)
     return outcome
+
+
+@contextlib.contextmanager
+def _resume_state(cfg: Config) -> Iterator[Path | None]:
+    """The folder from which an interrupted training of `cfg` resumes, owned by one process at
+    a time. A second process training the same configuration meanwhile (two terminals, a
+    sweep that draws the same settings twice) gets None: it keeps no backups, and starts over
+    if interrupted, rather than writing its epochs into the first one's."""
+    from annlab.locks import file_lock
+
+    state_dir = STATE_ROOT / config_fingerprint(cfg)
+    with file_lock(state_dir.with_suffix(".lock"), wait=False) as owned:
+        if not owned:
+            print(
+                f"train: another process is training this configuration and holds {state_dir}; "
+                "this training keeps no resume state (if interrupted, it starts over)",
+                flush=True,
+            )
+        yield state_dir if owned else None
+
+
+def _remove(state_dir: Path | None) -> None:
+    if state_dir is not None:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _train(
@@ -137,7 +162,7 @@ def _train(
     out_dir: Path,
     tracked,
     uri: str | None,
-    state_dir: Path,
+    state_dir: Path | None,
     extra_callbacks: list | None = None,
     cv_only: bool = False,
     objective_override: float | None = None,
@@ -153,10 +178,11 @@ def _train(
             return _finish_cv_only(cfg, cv, out_dir, tracked, uri)
     callbacks = list(extra_callbacks or [])  # e.g. Optuna's pruning callback in a search
     if tracked is not None:
-        callbacks.append(tracked.keras_callback(previous=read_epochs(state_dir / EPOCHS_FILE)))
+        previous = read_epochs(state_dir / EPOCHS_FILE) if state_dir is not None else None
+        callbacks.append(tracked.keras_callback(previous=previous))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tb_dir = Path(cfg.training.tensorboard.log_dir) / f"{cfg.experiment_name}-{stamp}"
-    uses_state = cfg.model.name != "perceptron"
+    uses_state = cfg.model.name != "perceptron" and state_dir is not None
     result = fit(
         cfg,
         splits,

@@ -176,17 +176,14 @@ class Cluster:
     def lock(self) -> Iterator[None]:
         """One `annlab server` per cluster: a second would stop the database under the first.
         The kernel drops the lock when its holder dies, however it dies."""
-        import fcntl
+        from annlab.locks import file_lock
 
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / "server.lock", "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with file_lock(self.home / "server.lock", wait=False) as held:
+            if not held:
                 raise AnnlabError(
                     f"Another `annlab server` runs on the cluster in {self.home}: use its "
                     "tracking URI, or stop it first."
-                ) from None
+                )
             yield
 
     # -- creating ---------------------------------------------------------------------------
