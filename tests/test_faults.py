@@ -200,6 +200,7 @@ def test_eight_concurrent_jobs_on_one_sqlite_store(tmp_path):
     _assert_eight_finished(uri)
 
 
+@pytest.mark.slow
 def test_a_concurrent_training_of_one_configuration_leaves_the_resume_state_alone(compose, workdir, capsys):
     """While one process trains a configuration (here: this test holds its lock), another
     training of it runs without resume state: it writes no epochs into the first one's folder
