@@ -31,16 +31,26 @@ PROJECT_FILES = [
 
 
 @pytest.fixture(scope="session")
-def empty_store(tmp_path_factory) -> Path:
-    """An empty MLflow sqlite store whose schema MLflow made once: each test gets a copy, the
-    same as a new store, without MLflow's ~2 s of schema migrations every time."""
+def empty_store(tmp_path_factory, worker_id) -> Path:
+    """An empty MLflow sqlite store whose schema MLflow made once per test session (the first
+    pytest-xdist worker makes it, the others wait for it): each test gets a copy, the same as
+    a new store, without MLflow's ~2 s of schema migrations every time."""
     import logging
 
     from mlflow import MlflowClient
 
+    from annlab.locks import file_lock
+
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    path = tmp_path_factory.mktemp("store") / "empty.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
+    # the session's temp root, shared by its workers (without xdist: this session's own)
+    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    path = root / "empty-store" / "empty.db"
+    with file_lock(path.with_suffix(".lock")):
+        if not path.is_file():
+            making = path.with_suffix(".making")
+            making.unlink(missing_ok=True)
+            MlflowClient(f"sqlite:///{making}").search_experiments()
+            making.rename(path)
     return path
 
 
