@@ -198,6 +198,8 @@ def test_eight_concurrent_jobs_on_one_sqlite_store(tmp_path):
     uri = f"sqlite:///{project / 'mlflow.db'}"  # a fresh store: the jobs race to create it
     _eight_jobs(project, tool_env({"MLFLOW_TRACKING_URI": uri}))
     _assert_eight_finished(uri)
+    prepared = [p.name for p in (project / "data" / "cache").iterdir() if p.is_dir()]
+    assert len(prepared) == 1, f"the eight jobs share one prepared data set: {prepared}"
 
 
 @pytest.mark.slow
