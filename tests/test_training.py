@@ -55,6 +55,20 @@ def _run_id() -> str:
     return json.loads(Path("models/run.json").read_text())["run_id"]
 
 
+def test_each_training_gets_a_tensorboard_folder_of_its_own(compose):
+    """Trainings of one experiment that start in the same second (a parallel sweep) log to
+    two folders, which TensorBoard shows as two runs."""
+    import re
+
+    from annlab.training.callbacks import tensorboard_dir
+
+    cfg = compose()
+    first, second = (tensorboard_dir(cfg.training, "digits_mlp") for _ in range(2))
+    assert first != second
+    assert first.parent == second.parent == Path("tb_logs")
+    assert re.fullmatch(r"digits_mlp-\d{8}-\d{6}-[0-9a-f]{6}", first.name), first.name
+
+
 @pytest.mark.slow
 def test_callbacks_lr_finder_and_tensorboard(compose, workdir):
     cfg = compose(

@@ -168,6 +168,7 @@ def _train(
     objective_override: float | None = None,
     evaluate: Callable[[Path], Path | None] | None = None,
 ) -> TrainOutcome:
+    from annlab.training.callbacks import tensorboard_dir
     from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
     cv = None
@@ -180,8 +181,7 @@ def _train(
     if tracked is not None:
         previous = read_epochs(state_dir / EPOCHS_FILE) if state_dir is not None else None
         callbacks.append(tracked.keras_callback(previous=previous))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    tb_dir = Path(cfg.training.tensorboard.log_dir) / f"{cfg.experiment_name}-{stamp}"
+    tb_dir = tensorboard_dir(cfg.training, cfg.experiment_name)
     uses_state = cfg.model.name != "perceptron" and state_dir is not None
     result = fit(
         cfg,

@@ -57,6 +57,19 @@ def objective_check(metric: str):
     return ObjectiveCheck()
 
 
+def tensorboard_dir(cfg: TrainingConfig, experiment_name: str) -> Path:
+    """A folder of its own for one training's TensorBoard logs: the book's naming by start time
+    (`<experiment>-YYYYmmdd-HHMMSS`) plus a random suffix, so trainings that start in the same
+    second (a parallel sweep) do not show up in TensorBoard as one run."""
+    import secrets
+    import time
+
+    return (
+        Path(cfg.tensorboard.log_dir)
+        / f"{experiment_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    )
+
+
 def configured_callbacks(cfg: TrainingConfig, out_dir: Path, tensorboard_dir: Path | None) -> list:
     import keras
 
