@@ -60,10 +60,10 @@ def test_each_training_gets_a_tensorboard_folder_of_its_own(compose):
     two folders, which TensorBoard shows as two runs."""
     import re
 
-    from annlab.training.callbacks import tensorboard_dir
+    from annlab.training.callbacks import tensorboard_run_dir
 
     cfg = compose()
-    first, second = (tensorboard_dir(cfg.training, "digits_mlp") for _ in range(2))
+    first, second = (tensorboard_run_dir(cfg.training, "digits_mlp") for _ in range(2))
     assert first != second
     assert first.parent == second.parent == Path("tb_logs")
     assert re.fullmatch(r"digits_mlp-\d{8}-\d{6}-[0-9a-f]{6}", first.name), first.name

@@ -121,23 +121,22 @@ def train_and_track(
         except KeyboardInterrupt:
             if tracked is not None:
                 tracked.end("KILLED", "interrupted by a signal")
-            raise  # keep the state: rerunning resumes from the last completed epoch
+            raise  # the state is kept: rerunning resumes from the last completed epoch
         except BaseException as err:
             if tracked is not None:
                 reason = str(err) if isinstance(err, AnnlabError) else f"{type(err).__name__}: {err}"
                 tracked.end("FAILED", reason)
-            _remove(state_dir)
             raise
-        _remove(state_dir)
     return outcome
 
 
 @contextlib.contextmanager
 def _resume_state(cfg: Config) -> Iterator[Path | None]:
     """The folder from which an interrupted training of `cfg` resumes, owned by one process at
-    a time. A second process training the same configuration meanwhile (two terminals, a
-    sweep that draws the same settings twice) gets None: it keeps no backups, and starts over
-    if interrupted, rather than writing its epochs into the first one's."""
+    a time, and removed by its owner when the training ends any way but interrupted. A second
+    process training the same configuration meanwhile (two terminals, a sweep that draws the
+    same settings twice) gets None: it keeps no backups, and starts over if interrupted, rather
+    than writing its epochs into the first one's."""
     from annlab.locks import file_lock
 
     state_dir = STATE_ROOT / config_fingerprint(cfg)
@@ -148,12 +147,17 @@ def _resume_state(cfg: Config) -> Iterator[Path | None]:
                 "this training keeps no resume state (if interrupted, it starts over)",
                 flush=True,
             )
-        yield state_dir if owned else None
-
-
-def _remove(state_dir: Path | None) -> None:
-    if state_dir is not None:
-        shutil.rmtree(state_dir, ignore_errors=True)
+            yield None
+            return
+        interrupted = False
+        try:
+            yield state_dir
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            if not interrupted:
+                shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _train(
@@ -168,7 +172,7 @@ def _train(
     objective_override: float | None = None,
     evaluate: Callable[[Path], Path | None] | None = None,
 ) -> TrainOutcome:
-    from annlab.training.callbacks import tensorboard_dir
+    from annlab.training.callbacks import tensorboard_run_dir
     from annlab.training.fit import EPOCHS_FILE, fit, read_epochs
 
     cv = None
@@ -181,7 +185,7 @@ def _train(
     if tracked is not None:
         previous = read_epochs(state_dir / EPOCHS_FILE) if state_dir is not None else None
         callbacks.append(tracked.keras_callback(previous=previous))
-    tb_dir = tensorboard_dir(cfg.training, cfg.experiment_name)
+    tb_dir = tensorboard_run_dir(cfg.training, cfg.experiment_name)
     uses_state = cfg.model.name != "perceptron" and state_dir is not None
     result = fit(
         cfg,

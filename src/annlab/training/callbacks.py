@@ -57,7 +57,7 @@ def objective_check(metric: str):
     return ObjectiveCheck()
 
 
-def tensorboard_dir(cfg: TrainingConfig, experiment_name: str) -> Path:
+def tensorboard_run_dir(cfg: TrainingConfig, experiment_name: str) -> Path:
     """A folder of its own for one training's TensorBoard logs: the book's naming by start time
     (`<experiment>-YYYYmmdd-HHMMSS`) plus a random suffix, so trainings that start in the same
     second (a parallel sweep) do not show up in TensorBoard as one run."""
