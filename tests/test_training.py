@@ -115,31 +115,36 @@ def test_model_summary_and_weight_shapes_are_artifacts(compose, workdir):
 
 
 @pytest.mark.slow
-def test_many_steps_per_execution_train_the_same_weights_as_one(compose, workdir):
-    """The default of 128 batches per call is a speed-up only: same history, same weights."""
+def test_fit_trains_what_plain_keras_fit_on_the_arrays_trains(compose, workdir):
+    """annlab's fit (128 batches per call, the validation split as a tf.data pipeline,
+    `steps_per_epoch` given) is a speed-up only: the same per-epoch scores and the same
+    weights as the book's `model.fit(X, y, validation_data=(X_valid, y_valid))` with one batch
+    per call. (Pins the Keras behaviour training/fit.py relies on.)"""
     import numpy as np
 
-    from annlab.models.loading import load_keras_model
+    from annlab.data.split import load_splits
+    from annlab.models.build import build_model
+    from annlab.training.fit import compile_model, fit
+    from annlab.training.setup import configure_tensorflow
 
-    results = []
-    for steps in (1, 128):
-        cfg = compose(
-            "training.epochs=2",
-            "model.n_neurons=[32]",
-            "model.n_hidden=1",
-            f"training.steps_per_execution={steps}",
-            "tracking.enabled=false",
-            f"paths.models=models_{steps}",
-        )
-        prepare(cfg)
-        split(cfg)
-        train(cfg)
-        model = load_keras_model(Path(f"models_{steps}/model.keras"))
-        results.append((Path(f"models_{steps}/history.csv").read_text(), model.get_weights()))
-    (history_1, weights_1), (history_128, weights_128) = results
-    assert history_1 == history_128
-    for w1, w128 in zip(weights_1, weights_128, strict=True):
-        np.testing.assert_array_equal(w1, w128)
+    cfg = compose("training.epochs=3", "model.n_neurons=[32]", "model.n_hidden=1", "tracking.enabled=false")
+    configure_tensorflow(cfg.training, cfg.seed)
+    prepare(cfg)
+    split(cfg)
+    splits = load_splits(cfg.paths.processed)
+    ours = fit(cfg, splits, Path("models"))
+
+    keras.utils.set_random_seed(cfg.seed)
+    model, head = build_model(cfg, splits.meta, splits.scaler)
+    compile_model(cfg, model, head.loss, head.metrics, steps_per_execution=1)
+    (X_train, y_train), valid = splits.train, splits.valid
+    plain = model.fit(X_train, y_train, validation_data=valid, epochs=3, batch_size=32, verbose=0)
+
+    assert cfg.training.steps_per_execution == 128 and cfg.training.batch_size == 32
+    assert {key: ours.history[key] for key in plain.history} == plain.history
+    assert set(plain.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for theirs, mine in zip(model.get_weights(), ours.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, mine)
 
 
 @pytest.mark.slow
