@@ -169,7 +169,9 @@ def fit(
     history = model.fit(
         train_inputs,
         train_targets,
-        validation_data=batches(model_inputs(cfg, X_valid), model_targets(cfg, y_valid), batch_size),
+        validation_data=validation_batches(
+            model_inputs(cfg, X_valid), model_targets(cfg, y_valid), batch_size
+        ),
         epochs=cfg.training.epochs,
         batch_size=batch_size,
         steps_per_epoch=math.ceil(len(X_train) / batch_size),
@@ -204,14 +206,14 @@ def fit(
     )
 
 
-def batches(inputs: Any, targets: Any, batch_size: int):
+def validation_batches(inputs: Any, targets: Any, batch_size: int):
     """The validation split as a `tf.data` pipeline of the batches Keras would cut from the
     arrays (same order and sizes, so the same scores).
 
     Why not the arrays: Keras' array pipeline (shuffled indices, a parallel gather, prefetch)
     takes ~25 ms to start an iterator on 2 cores, and `fit` starts two for validation every
-    epoch; a plain slices-and-batch pipeline starts in ~2 ms. On small data sets (the
-    embedded ones, the tests) that was a third of every epoch. The training arrays stay with
+    epoch; a plain slices-and-batch pipeline starts in ~2 ms. On small data sets (the embedded
+    ones, the tests) starting iterators was half of every epoch. The training arrays stay with
     Keras, whose shuffling must match the book's plain script exactly; `fit` is given
     `steps_per_epoch`, its full length, so Keras starts one iterator per epoch for them
     rather than two (the same batches, the same weights: tests/test_training.py pins both).
