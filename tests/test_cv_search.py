@@ -330,3 +330,18 @@ def test_a_pruner_with_cross_validated_trials_is_refused_in_one_line():
         "Expected `hydra.sweeper.pruner` to be null with training.cv_folds=3: cross-validated trials"
     )
     assert str(err.value).endswith("Received: hydra.sweeper.pruner=MedianPruner.")
+
+
+def test_stopping_the_fold_workers_waits_for_the_thread_that_feeds_their_queue():
+    """loky's call queue is fed by a daemon thread with multiprocessing's name for it (pinned
+    here: `stop_workers` finds it by that name); stopping the workers leaves it ended, so it
+    cannot race the interpreter's exit with the queue's semaphores half cleaned up."""
+    from annlab.training import cv
+
+    before = set(cv.queue_feeder_threads())
+    executor = cv._workers(2)
+    assert executor.submit(abs, -3).result(timeout=120) == 3
+    started = set(cv.queue_feeder_threads()) - before
+    assert started, f"no thread named {cv.QUEUE_FEEDER_THREAD!r} feeds loky's call queue"
+    cv.stop_workers()
+    assert not [t for t in started if t.is_alive()]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +156,7 @@ def cross_validate(cfg: Config, splits: Splits, *, log=print, keep_workers: bool
 
 _executor = None  # the fold workers this process started (loky's reusable executor)
 _started = False  # whether this process ever started fold workers
+_other_feeders: set[threading.Thread] = set()  # queue feeder threads that ran before the executor was made
 
 
 def _workers(jobs: int):
@@ -162,9 +164,11 @@ def _workers(jobs: int):
     that outlive one call, so a sweep's trials reuse their TensorFlow. Used directly rather
     than through `joblib.Parallel`, which keeps its executor private (annlab must stop the
     workers before it exits) and registers a temporary folder per call."""
-    global _executor, _started
+    global _executor, _started, _other_feeders
     from joblib.externals.loky import get_reusable_executor
 
+    if _executor is None:
+        _other_feeders = set(queue_feeder_threads())
     _started = True
     # idle workers live 300 s, as under joblib.Parallel (loky's own default is 10 s)
     _executor = get_reusable_executor(max_workers=jobs, reuse=True, timeout=300)
@@ -178,13 +182,32 @@ def workers_started() -> bool:
     return _started
 
 
-def stop_workers() -> None:
+# The daemon thread that feeds a multiprocessing (and loky) queue's pipe; the name is the one
+# `Queue._start_thread` gives it, pinned by tests/test_cv_search.py.
+QUEUE_FEEDER_THREAD = "QueueFeederThread"
+
+
+def stop_workers(seconds: float = 10.0) -> None:
     """End this process's fold workers at once. Left alone, a normal exit waits seconds for each
-    to tear its TensorFlow down, and `os._exit` (annlab's stages) would leave them running."""
+    to tear its TensorFlow down, and `os._exit` (annlab's stages) would leave them running.
+
+    loky's `shutdown` returns before its call queue's feeder thread has ended, and that daemon
+    thread finalizes the queue's semaphores as it ends: unlinks each, then tells loky's resource
+    tracker. Racing the interpreter's exit, it was seen stopped between the two (2 of 34 searches):
+    the tracker then warned of a "leaked" semaphore after the sweep's last line. Waiting for it
+    (no public handle on that thread exists) ends the race."""
     global _executor
-    if _executor is not None:
-        _executor.shutdown(wait=True, kill_workers=True)
-        _executor = None
+    if _executor is None:
+        return
+    _executor.shutdown(wait=True, kill_workers=True)
+    _executor = None
+    deadline = time.monotonic() + seconds
+    for thread in set(queue_feeder_threads()) - _other_feeders:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def queue_feeder_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == QUEUE_FEEDER_THREAD]
 
 
 def _one_thread(cfg: Config):
