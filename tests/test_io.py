@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from annlab.io import _exchange, atomic_dir, atomic_file, write_json
-from annlab.tracking.store import retry_locked
+from annlab.tracking.store import retry_dataset_race, retry_locked
 from conftest import mode_of, umask
 
 
@@ -87,3 +87,30 @@ def test_only_a_locked_sqlite_database_is_retried():
     with pytest.raises(RuntimeError, match="UNIQUE"):
         retry_locked(constraint, first_wait=0.001)
     assert len(calls) == 1  # a real error is raised at once, not retried
+
+
+def test_only_a_concurrent_insert_of_the_same_data_set_is_retried():
+    """What MLflow's server answered one of two Ray sweep jobs that logged one data set at once."""
+    calls = []
+    raced = (
+        "RestException: BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates "
+        'unique constraint "dataset_pk" DETAIL: Key (experiment_id, name, digest)=(4, digits, '
+        "faaa6972) already exists."
+    )
+
+    def raced_once():
+        calls.append(1)
+        if len(calls) < 2:
+            raise RuntimeError(raced)
+        return "linked"
+
+    assert retry_dataset_race(raced_once) == "linked" and len(calls) == 2
+    calls.clear()
+
+    def other_key():
+        calls.append(1)
+        raise RuntimeError('duplicate key value violates unique constraint "experiments_name_key"')
+
+    with pytest.raises(RuntimeError, match="experiments_name_key"):
+        retry_dataset_race(other_key)
+    assert len(calls) == 1

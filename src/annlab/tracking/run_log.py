@@ -22,7 +22,7 @@ from typing import Any
 from annlab.config.schema import TrackingConfig
 from annlab.tracking import tags
 from annlab.tracking.helper import MlflowHelper
-from annlab.tracking.store import retry_locked
+from annlab.tracking.store import retry_dataset_race, retry_locked
 
 CHUNK = 100  # MLflow's log_batch takes at most 100 params per call
 # The training data reach the helper through the fork (copy-on-write), not the pipe: tens of MB
@@ -90,7 +90,7 @@ def open_run(
         with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
             warnings.simplefilter("ignore")
             data = mlflow.data.from_numpy(X, targets=y, name=name, source=source)
-        retry_locked(lambda: mlflow.log_input(data, context="training"))
+        retry_dataset_race(lambda: retry_locked(lambda: mlflow.log_input(data, context="training")))
     return run_id
 
 

@@ -234,6 +234,25 @@ def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float 
     raise AssertionError("unreachable")
 
 
+DATASET_KEY = "dataset_pk"  # the datasets table's primary key in MLflow's SQL schema
+
+
+def retry_dataset_race(action: Callable[[], T], attempts: int = 3) -> T:
+    """Retry logging a run's data set that met a concurrent insert of the same one. Jobs that
+    log one data set to one experiment at once (a parallel sweep on a PostgreSQL-backed server)
+    can both find it absent and both insert it; the server answers the second with a unique-key
+    violation on `dataset_pk` (seen in a Ray sweep here). By then the data set exists, and
+    logging again links it to the run. Any other error is raised at once."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as err:
+            if DATASET_KEY not in str(err) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 # MLflow 3 marks what kind of work an experiment holds; the UI's experiment page and MLflow's
 # own tools read it. annlab's experiments are model training: the runs table, not GenAI traces.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
