@@ -222,12 +222,19 @@ def _fix(reason: str) -> str:
 def retry_locked(action: Callable[[], T], attempts: int = 12, first_wait: float = 0.05) -> T:
     """Retry a store call that met sqlite's "database is locked": another process was writing
     (parallel sweep jobs, a DVC queue). Any other error is raised at once."""
+    # sqlalchemy / MlflowException wrap the sqlite error
+    return _retry_on("database is locked", action, attempts, first_wait)
+
+
+def _retry_on(marker: str, action: Callable[[], T], attempts: int, first_wait: float) -> T:
+    """`action()`, again after a doubling wait (at most 2 s) while its error's text holds
+    `marker`; any other error, or the last attempt's, is raised."""
     wait = first_wait
     for attempt in range(attempts):
         try:
             return action()
-        except Exception as err:  # sqlalchemy / MlflowException wrap the sqlite error
-            if "database is locked" not in str(err).lower() or attempt == attempts - 1:
+        except Exception as err:
+            if marker not in str(err).lower() or attempt == attempts - 1:
                 raise
             time.sleep(wait)
             wait = min(wait * 2, 2.0)
@@ -243,14 +250,7 @@ def retry_dataset_race(action: Callable[[], T], attempts: int = 3) -> T:
     can both find it absent and both insert it; the server answers the second with a unique-key
     violation on `dataset_pk` (seen in a Ray sweep here). By then the data set exists, and
     logging again links it to the run. Any other error is raised at once."""
-    for attempt in range(attempts):
-        try:
-            return action()
-        except Exception as err:
-            if DATASET_KEY not in str(err) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return _retry_on(DATASET_KEY, action, attempts, first_wait=0.05)
 
 
 # MLflow 3 marks what kind of work an experiment holds; the UI's experiment page and MLflow's
