@@ -231,6 +231,19 @@ def test_stages_that_do_not_train_never_import_tensorflow(workdir):
     assert proc.stdout.strip() == "[]"
 
 
+def test_the_installed_ml_dtypes_is_one_that_imports_without_registering_for_half_a_second():
+    """pyproject.toml keeps ml_dtypes (TensorFlow and Keras import it) below 0.7: 0.7.0
+    registers its NumPy ufunc loops in ~0.6 s of CPU at import (NumPy's PyUFunc_AddLoop scans
+    the loops already registered), 0.6 in ~0.01 s, and every TensorFlow process pays it. This
+    fails when an upgrade brings 0.7 back: measure its import (`python -X importtime -c
+    "import ml_dtypes"`) before lifting the bound."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    assert Version(version("ml_dtypes")) < Version("0.7"), "pip install -e . (ml_dtypes<0.7)"
+
+
 @pytest.mark.slow
 def test_keras_loads_without_its_optional_scikit_learn_matplotlib_and_pandas_parts():
     """Pins what annlab.quiet_tensorflow relies on: Keras imports without scikit-learn,
