@@ -40,7 +40,7 @@ def stage_main(name: str, stage: Callable[..., str]) -> None:
     from annlab.config.loading import PARAMS_FILE, load_params
 
     run_entry(name, lambda: stage(load_params()), lambda: recovery_hint(PARAMS_FILE))
-    exit_without_teardown()
+    exit_without_teardown(after_tensorflow_only=False)
 
 
 def recovery_hint(params_file: str) -> str:
@@ -66,16 +66,18 @@ def recovery_hint(params_file: str) -> str:
     )
 
 
-def exit_without_teardown() -> None:
-    """Exit 0 at once after a stage that loaded TensorFlow.
+def exit_without_teardown(after_tensorflow_only: bool = True) -> None:
+    """Exit 0 at once after a finished stage (`after_tensorflow_only`: only if it loaded
+    TensorFlow; `annlab-train` keeps a normal exit otherwise, for its launchers' clean-up).
 
-    The interpreter's teardown with TensorFlow loaded (thread pools, thousands of modules)
-    takes 1.5-2 s and holds up `dvc repro`. By now every output is written and closed and the
-    MLflow run has ended; what atexit would still flush is flushed first: MLflow's
-    asynchronous logging queue, logging's handlers, stdout and stderr. A process that started
-    cross-validation's fold workers exits normally instead (their clean-up runs at exit).
+    The interpreter's teardown takes 1.5-2 s with TensorFlow loaded (thread pools, thousands of
+    modules) and 0.25 s with the report's matplotlib and pandas, and holds up `dvc repro`. By
+    now every output is written and closed, the MLflow run has ended and the MLflow helper has
+    exited; what atexit would still flush is flushed first: MLflow's asynchronous logging
+    queue, logging's handlers, stdout and stderr. A process that started cross-validation's
+    fold workers exits normally instead (their clean-up runs at exit).
     """
-    if "tensorflow" not in sys.modules:
+    if after_tensorflow_only and "tensorflow" not in sys.modules:
         return
     cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
     if cv is not None and cv.workers_started():
