@@ -86,3 +86,17 @@ def test_splits_round_trip_through_disk(tmp_path):
     assert loaded.scaler == splits.scaler
     assert loaded.meta.extra["sizes"] == splits.sizes()
     assert not list(tmp_path.glob(".*tmp*")), "no temporary files may be left behind"
+
+
+def test_the_lineage_digest_is_the_one_split_recorded_and_computed_only_without_it(tmp_path):
+    """A training tags its run with the data's digest: the one the split stage wrote to
+    meta.json (equal to hashing the loaded arrays), read rather than recomputed; splits that
+    carry none (made in memory) are hashed."""
+    splits = split_dataset(load_digits(), SplitConfig(), seed=0)
+    assert "digest" not in splits.meta.extra
+    assert splits.lineage_digest() == splits.digest()
+    save_splits(tmp_path, splits)
+    loaded = load_splits(tmp_path)
+    assert loaded.lineage_digest() == loaded.digest() == splits.digest()
+    loaded.meta.extra["digest"] = "recorded"  # what it reads: the record, not the arrays' hash
+    assert loaded.lineage_digest() == "recorded"

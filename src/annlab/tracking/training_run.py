@@ -84,7 +84,7 @@ def train_and_track(
             **lineage.git_tags(),
             **lineage.dvc_lock_tags(),
             **(extra_tags or {}),
-            tags.DATA_DIGEST: str(splits.meta.extra.get("digest", splits.digest())),
+            tags.DATA_DIGEST: splits.lineage_digest(),
             tags.DATASET: splits.meta.name,
             tags.MODEL: cfg.model.name,
         }
