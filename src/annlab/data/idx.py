@@ -115,10 +115,10 @@ def load_image_set(name: str, path: str | None) -> Dataset:
         source=str(path) if path else f"keras.datasets.{name}",
         is_image=True,
     )
-    return Dataset(
-        arrays["X"].astype(np.uint8),
-        arrays["y"].astype(np.int64),
+    return Dataset(  # images are uint8 already (IDX or Keras): not copied a second time (55 MB)
+        arrays["X"].astype(np.uint8, copy=False),
+        arrays["y"].astype(np.int64, copy=False),
         meta,
-        arrays["X_test"].astype(np.uint8),
-        arrays["y_test"].astype(np.int64),
+        arrays["X_test"].astype(np.uint8, copy=False),
+        arrays["y_test"].astype(np.int64, copy=False),
     )
