@@ -48,3 +48,37 @@ def test_helper_runs_mlflow_work_in_a_forked_process(tmp_path):
     store = mlflow.MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # the helper's
     experiment = store.get_experiment_by_name("made-by-the-helper")
     assert experiment is not None and experiment.experiment_id == result["experiment_id"]
+
+
+# Where MLflow finds one of these, it turns its telemetry off by itself (pytest sets the first).
+CI_MARKERS = (
+    "PYTEST_CURRENT_TEST",
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "DO_NOT_TRACK",
+    "MLFLOW_DISABLE_TELEMETRY",
+)
+
+
+def test_mlflow_sends_no_telemetry_from_annlab_processes(tmp_path):
+    """MLflow 3 starts a telemetry client (a config fetch and event posts to its servers) in any
+    process that imports it outside CI; annlab's processes use no network, so importing
+    annlab.tracking, which every annlab import of MLflow follows, turns it off, and a user's
+    own MLFLOW_DISABLE_TELEMETRY=false is left alone."""
+    env = {k: v for k, v in os.environ.items() if k not in CI_MARKERS}
+    code = (
+        "import os, annlab.tracking, mlflow\n"
+        "from mlflow.telemetry import get_telemetry_client\n"
+        "print(get_telemetry_client() is None, os.environ['MLFLOW_DISABLE_TELEMETRY'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert out.stdout.split() == ["True", "true"], out.stderr[-2000:]
+    opted_in = {**env, "MLFLOW_DISABLE_TELEMETRY": "false"}
+    code = "import os, annlab.tracking\nprint(os.environ['MLFLOW_DISABLE_TELEMETRY'])\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=opted_in, check=True
+    )
+    assert out.stdout.strip() == "false"
