@@ -35,12 +35,13 @@ def run_entry(name: str, action: Callable[[], str], hint: Callable[[], str] = la
     print(summary, flush=True)
 
 
-def stage_main(name: str, stage: Callable[..., str]) -> None:
-    """A DVC stage: read the committed params.yaml (as DVC tracked it) and run."""
+def stage_main(name: str, stage: Callable[..., str], flush: Callable[[], None] | None = None) -> None:
+    """A DVC stage: read the committed params.yaml (as DVC tracked it) and run. `flush`: what a
+    stage that may log to MLflow from its own process sends before it exits at once."""
     from annlab.config.loading import PARAMS_FILE, load_params
 
     run_entry(name, lambda: stage(load_params()), lambda: recovery_hint(PARAMS_FILE))
-    exit_without_teardown(after_tensorflow_only=False)
+    exit_without_teardown(after_tensorflow_only=False, flush=flush)
 
 
 def recovery_hint(params_file: str) -> str:
@@ -66,16 +67,18 @@ def recovery_hint(params_file: str) -> str:
     )
 
 
-def exit_without_teardown(after_tensorflow_only: bool = True) -> None:
+def exit_without_teardown(
+    after_tensorflow_only: bool = True, flush: Callable[[], None] | None = None
+) -> None:
     """Exit 0 at once after a finished stage (`after_tensorflow_only`: only if it loaded
     TensorFlow; `annlab-train` keeps a normal exit otherwise, for its launchers' clean-up).
 
     The interpreter's teardown takes 1.5-2 s with TensorFlow loaded (thread pools, thousands of
     modules) and 0.25 s with the report's matplotlib and pandas, and holds up `dvc repro`. By
     now every output is written and closed, the MLflow run has ended and the MLflow helper has
-    exited; what atexit would still flush is flushed first: MLflow's asynchronous logging
-    queue, logging's handlers, stdout and stderr. A process that started cross-validation's
-    fold workers exits normally instead (their clean-up runs at exit).
+    exited; what atexit would still flush is flushed first: `flush` (the caller's MLflow queue,
+    `annlab.tracking.runs.flush_logging`), logging's handlers, stdout and stderr. A process that
+    started cross-validation's fold workers exits normally instead (their clean-up runs at exit).
     """
     if after_tensorflow_only and "tensorflow" not in sys.modules:
         return
@@ -84,10 +87,8 @@ def exit_without_teardown(after_tensorflow_only: bool = True) -> None:
         return  # a normal exit: loky's finalizers release what its resource tracker watches
     import logging
 
-    if "mlflow" in sys.modules:
-        from annlab.tracking.runs import flush_logging
-
-        flush_logging()
+    if flush is not None:
+        flush()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

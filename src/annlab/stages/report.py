@@ -18,6 +18,7 @@ from annlab.reporting import figures
 from annlab.reporting.report import ReportData, render_html, render_markdown
 from annlab.stages.common import stage_main
 from annlab.tracking.helper import MlflowHelper, helper_for
+from annlab.tracking.runs import flush_logging
 
 FIGURES_DIR = "figures"
 
@@ -129,7 +130,7 @@ def comparison_and_log(cfg: Config, run_id: str, pngs: list[Path], reports: Path
 
 
 def main() -> None:
-    stage_main("report", report)
+    stage_main("report", report, flush=flush_logging)  # MLflow runs here where no helper forks
 
 
 if __name__ == "__main__":

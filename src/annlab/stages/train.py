@@ -9,6 +9,7 @@ from annlab.data.split import load_splits
 from annlab.io import atomic_dir
 from annlab.models.build import check_model_fits_data
 from annlab.stages.common import stage_main
+from annlab.tracking.runs import flush_logging
 
 
 def train(
@@ -48,7 +49,7 @@ def train(
 
 
 def main() -> None:
-    stage_main("train", train)
+    stage_main("train", train, flush=flush_logging)  # MLflow runs here where no helper forks
 
 
 if __name__ == "__main__":

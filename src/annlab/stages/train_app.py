@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from annlab.errors import AnnlabError, debug_requested
 from annlab.stages.common import EXIT_INTERRUPTED, exit_without_teardown
 from annlab.sweeps.outcome import FAILED, FINISHED, PRUNED, JobResult, one_line
+from annlab.tracking.runs import flush_logging
 
 CONFIG_DIR_ENV = "ANNLAB_CONFIG_DIR"
 
@@ -192,7 +193,7 @@ def main() -> None:
         cv = sys.modules.get("annlab.training.cv")  # loaded only when folds were fitted
         if cv is not None:
             cv.stop_workers()  # the fold processes a search kept for its trials
-    exit_without_teardown()  # all is written and every run has ended
+    exit_without_teardown(flush=flush_logging)  # all is written and every run has ended
 
 
 def _check_single_run(overrides: list[str], config_dir: Path) -> None:

@@ -8,6 +8,7 @@ kills the process with the run left RUNNING. `run_context` turns both signals in
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,7 +97,10 @@ def log_figures(run_id: str, pngs: list) -> None:
 
 
 def flush_logging() -> None:
-    """Send what MLflow still queues (asynchronous logging) before a process exits at once."""
+    """Send what MLflow still queues (asynchronous logging) before a process exits at once;
+    nothing to do (and no MLflow import) in a process that never imported MLflow."""
+    if "mlflow" not in sys.modules:
+        return
     import mlflow
 
     with contextlib.suppress(Exception):
