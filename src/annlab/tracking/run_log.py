@@ -90,7 +90,7 @@ def open_run(
         with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
             warnings.simplefilter("ignore")
             data = mlflow.data.from_numpy(X, targets=y, name=name, source=source)
-        retry_dataset_race(lambda: retry_locked(lambda: mlflow.log_input(data, context="training")))
+        retry_dataset_race(lambda: mlflow.log_input(data, context="training"))
     return run_id
 
 

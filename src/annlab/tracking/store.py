@@ -249,8 +249,9 @@ def retry_dataset_race(action: Callable[[], T], attempts: int = 3) -> T:
     log one data set to one experiment at once (a parallel sweep on a PostgreSQL-backed server)
     can both find it absent and both insert it; the server answers the second with a unique-key
     violation on `dataset_pk` (seen in a Ray sweep here). By then the data set exists, and
-    logging again links it to the run. Any other error is raised at once."""
-    return _retry_on(DATASET_KEY, action, attempts, first_wait=0.05)
+    logging again links it to the run. Each attempt also waits out a locked sqlite store
+    (`retry_locked`); any other error is raised at once."""
+    return _retry_on(DATASET_KEY, lambda: retry_locked(action), attempts, first_wait=0.05)
 
 
 # MLflow 3 marks what kind of work an experiment holds; the UI's experiment page and MLflow's

@@ -207,6 +207,7 @@ def stop_workers(seconds: float = 10.0) -> None:
 
 
 def queue_feeder_threads() -> list[threading.Thread]:
+    """The live threads that feed a multiprocessing or loky queue's pipe."""
     return [t for t in threading.enumerate() if t.name == QUEUE_FEEDER_THREAD]
 
 
