@@ -148,6 +148,56 @@ def test_fit_trains_what_plain_keras_fit_on_the_arrays_trains(compose, workdir):
 
 
 @pytest.mark.slow
+def test_the_fashion_replicas_one_thread_per_op_trains_what_tensorflows_default_pool_trains(
+    compose, tmp_path
+):
+    """conf/experiment/fashion_mnist_mlp.yaml runs TensorFlow ops on one thread, a speed-up
+    only: the book's layers at batch 32 get the same history and weights as with TensorFlow's
+    own thread pool. Two fresh `annlab-train` processes (threads are fixed when TensorFlow
+    starts), on small IDX files with the real images' shape."""
+    import shutil
+    import subprocess
+
+    import numpy as np
+
+    from annlab.models.loading import load_keras_model
+    from conftest import ROOT, tool_env
+    from datafiles import write_idx_set
+
+    assert compose("experiment=fashion_mnist_mlp").training.intra_op_threads == 1
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    idx = write_idx_set(tmp_path / "idx", n_train=640, n_test=40)
+    common = [
+        "annlab-train",
+        "experiment=fashion_mnist_mlp",
+        f"dataset.path={idx}",
+        "split.valid_size=64",
+        "training.epochs=2",
+        "tracking.enabled=false",
+    ]
+    # side by side: the thread settings, not the load on the machine, decide the math
+    procs = [
+        subprocess.Popen(
+            [*common, *threads, f"hydra.run.dir={name}"],
+            cwd=tmp_path,
+            env=tool_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, threads in (("one", []), ("pool", ["training.intra_op_threads=0"]))
+    ]
+    for proc in procs:
+        output = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, output[-3000:]
+    one, pool = (tmp_path / name / "models" for name in ("one", "pool"))
+    assert (one / "history.csv").read_text() == (pool / "history.csv").read_text()
+    mine, theirs = (load_keras_model(folder / "model.keras") for folder in (one, pool))
+    for a, b in zip(mine.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """Data-parallel training (tf.distribute.MirroredStrategy) on the CPU split in two; the
     logical devices must exist before TensorFlow starts, hence a fresh process: the Hydra app
