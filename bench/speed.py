@@ -4,7 +4,9 @@ Fashion-MNIST files. Both sides run in this process's environment on this machin
     python bench/speed.py                       # 30 and 10 epochs, 1 repeat each
     python bench/speed.py --epochs 10 --repeats 3
 
-Prints each figure with its target (from the project's performance issue):
+An untimed round of each side comes first (MLflow creates a fresh store's schema once; files
+come into the page cache); its time beyond fitting is printed apart. Then each figure, with its
+target (from the project's performance issue):
   end to end   `dvc repro` (5 stages, MLflow on) / plain script wall time <= 0.5 (30 epochs),
                <= 0.6 (10 epochs), with the same validation and test accuracy to 3 decimals
   fixed cost   the pipeline's wall time beyond fitting (5 processes, imports, MLflow, report,
@@ -78,6 +80,17 @@ def train_stage(project, store: str, *overrides: str) -> tuple[float, float, flo
     return wall, rss, TRAIN_ROWS * epochs / seconds
 
 
+def warm_up(project, workdir, store: str) -> dict:
+    """One untimed round of each side (1 epoch) before the timed ones: MLflow creates its
+    store's schema on a project's first run only, and both sides' files and packages come into
+    the page cache. The figures after it are what a user sees from the second run on; the first
+    run's is printed apart."""
+    params(project, "training.epochs=1")
+    first = pipeline_side(project, store)
+    plain_side(workdir, 1)
+    return first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, nargs="+", default=[30, 10])
@@ -91,6 +104,14 @@ def main() -> None:
     store = f"sqlite:///{workdir / 'mlflow.db'}"
     out: list[str] = []
 
+    first = warm_up(project, workdir, store)
+    out.append(
+        line(
+            "first dvc repro on a fresh MLflow store, 1 epoch: time beyond fitting (s)",
+            f"{first['fixed']:.1f}",
+        )
+    )
+    print(out[-1], flush=True)
     for epochs in args.epochs:
         params(project, f"training.epochs={epochs}")
         ours, plain = [], []
