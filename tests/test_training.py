@@ -186,8 +186,8 @@ def test_the_fashion_replicas_one_thread_per_op_trains_what_a_thread_pool_trains
         )
         for name, threads in (("one", []), ("pool", ["training.intra_op_threads=2"]))
     ]
-    for proc in procs:
-        output = proc.communicate(timeout=300)[0]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]  # both end before any assert
+    for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
     one, pool = (tmp_path / name / "models" for name in ("one", "pool"))
     assert (one / "history.csv").read_text() == (pool / "history.csv").read_text()
